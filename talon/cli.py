@@ -1,0 +1,166 @@
+"""`talon [-C DIR] COMMAND`: argument parsing and dispatch, nothing else.
+
+Each command lives in `talon/commands/<name>.py` and is imported only when it runs, so that
+`talon --help` loads no heavy library. Exit codes: 0 ok, 1 the command's check failed,
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from talon import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: exit 2 with the message."""
+
+
+def parse_now(text: str | None) -> datetime:
+    """The clock for this call: `--now` (ISO-8601, naive means UTC) or the system clock."""
+    from datetime import UTC
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--now: '{text}' is not an ISO-8601 date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def find_repo(directory: str | None, environ: os._Environ[str] | dict[str, str]) -> Path:
+    from talon.spec import find_root
+
+    if directory is not None:
+        start = Path(directory)
+        if not start.is_dir():
+            raise UsageError(f"-C {directory}: no such directory")
+    elif environ.get("TALON_REPO"):
+        start = Path(environ["TALON_REPO"])
+    else:
+        start = Path.cwd()
+    root = find_root(start)
+    if root is None:
+        raise UsageError(
+            f"no talon.yaml in {start.resolve()} or any parent: run `talon init`, or use -C DIR"
+        )
+    return root
+
+
+def _add_common(p: argparse.ArgumentParser, *, json: bool = True, now: bool = True) -> None:
+    if json:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    if now:
+        p.add_argument("--now", metavar="ISO-8601", help="the clock for this call")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talon",
+        description="Talon runs periodic batch jobs declared in a git-tracked directory.",
+    )
+    parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    parser.add_argument("--version", action="version", version=f"talon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", help="create a new repository with a commented example job")
+    p.add_argument("dir", nargs="?", default=".")
+
+    p = sub.add_parser("validate", help="check every file against the schemas and the rules")
+    _add_common(p, now=False)
+
+    p = sub.add_parser("reconcile", help="one pass: fire, check, allocate, dispatch, collect")
+    p.add_argument("--wait", action="store_true", help="repeat until nothing is ready or running")
+    _add_common(p)
+
+    p = sub.add_parser("plan", help="what reconcile would do, writing nothing")
+    p.add_argument("--until", metavar="TIME", help="simulate the span from --now to TIME")
+    _add_common(p)
+
+    p = sub.add_parser("watch", help="reconcile continuously, on file changes and on time")
+    p.add_argument("--full-pass", metavar="DURATION", default="60s", help="safety-net pass interval")
+    _add_common(p, now=False)
+
+    p = sub.add_parser("status", help="runs of the current periods")
+    p.add_argument("--period", metavar="KEY")
+    p.add_argument("--job", metavar="NAME")
+    _add_common(p)
+
+    for name, text in (("show", "one run in full"), ("log", "one run's output")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", metavar="RUN", help="run id or path to a run file")
+        _add_common(p, json=name == "show", now=False)
+
+    p = sub.add_parser("explain", help="why a job or run is where it is; when it next triggers")
+    p.add_argument("target", metavar="JOB|RUN")
+    _add_common(p)
+
+    p = sub.add_parser("next", help="a job's next trigger instants")
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("--count", type=int, default=5, metavar="N")
+    _add_common(p)
+
+    p = sub.add_parser("trigger", help="external trigger: create a run and print its id")
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("--period", metavar="KEY")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    _add_common(p)
+
+    for name, text in (("cancel", "skip a run, stopping it if running"), ("retry", "a new attempt")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", metavar="RUN")
+        _add_common(p)
+
+    p = sub.add_parser("backfill", help="a run for each period in a range")
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("--from", dest="from_key", required=True, metavar="KEY")
+    p.add_argument("--to", dest="to_key", required=True, metavar="KEY")
+    _add_common(p)
+
+    p = sub.add_parser("progress", help="report a run's progress (from inside a job)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--percent", type=float, metavar="P")
+    g.add_argument("--item", action="append", metavar="NAME=STATE")
+    p.add_argument("--total", type=int, metavar="N")
+    p.add_argument("--run", metavar="RUN")
+    _add_common(p, json=False)
+
+    p = sub.add_parser("artifact", help="record an artifact of a run (from inside a job)")
+    asub = p.add_subparsers(dest="artifact_command", required=True, metavar="add")
+    pa = asub.add_parser("add", help="record a URL")
+    pa.add_argument("url", metavar="URL")
+    pa.add_argument("--name", metavar="N")
+    pa.add_argument("--run", metavar="RUN")
+    _add_common(pa, json=False)
+
+    p = sub.add_parser("resources", help="the resource tree: capacity, holders, waiters")
+    _add_common(p)
+
+    p = sub.add_parser("fsck", help="check the state directory")
+    p.add_argument("--repair", action="store_true", help="quarantine and settle what is wrong")
+    _add_common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = str(args.command)
+    module = importlib.import_module(f"talon.commands.{command}")
+    try:
+        code: int = module.run(args, environ=os.environ)
+    except UsageError as exc:
+        print(f"talon {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+    return code

@@ -1,0 +1,41 @@
+"""`talon init [DIR]`: a new repository with a commented example job."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from talon.cli import EXIT_OK, UsageError
+
+
+def init(target: Path) -> list[Path]:
+    """Copy the template into `target`; refuse to overwrite anything that exists."""
+    template = resources.files("talon") / "templates" / "init"
+    written: list[Path] = []
+    with resources.as_file(template) as src:
+        files = sorted(p for p in Path(src).rglob("*") if p.is_file())
+        clashes = [target / p.relative_to(src) for p in files if (target / p.relative_to(src)).exists()]
+        if clashes:
+            raise UsageError(f"{clashes[0]} exists already: init writes only into a new repository")
+        for p in files:
+            dest = target / p.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dest)
+            written.append(dest)
+    (target / "state").mkdir(exist_ok=True)
+    return written
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    target = Path(args.dir)
+    if args.directory is not None and not target.is_absolute():
+        target = Path(args.directory) / target
+    target.mkdir(parents=True, exist_ok=True)
+    for path in init(target):
+        print(f"wrote {path}")
+    print(f"next: talon -C {target} validate && talon -C {target} plan")
+    return EXIT_OK

@@ -1,0 +1,168 @@
+"""A run record: one execution attempt of a job for a period, as stored in its JSON file.
+
+Runs are plain data with a fixed key order so that `git diff state/` reads like a log and
+`grep '"state": "failed"'` works. Transitions go through `transition`, which appends to
+`history`, so no state change is ever unrecorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    BLOCKED = "blocked"
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.SUCCEEDED, State.FAILED, State.SKIPPED)
+
+
+OPEN_STATES = frozenset({State.BLOCKED, State.READY, State.RUNNING})
+
+# The order of keys in a run file. Unknown keys found in a file are kept, after these.
+FIELD_ORDER = (
+    "id",
+    "job",
+    "state",
+    "reason",
+    "period",
+    "trigger",
+    "attempt",
+    "created",
+    "started",
+    "finished",
+    "exit_code",
+    "executor",
+    "dispatch",
+    "resources",
+    "params",
+    "progress",
+    "artifacts",
+    "checks",
+    "revision",
+    "job_hash",
+    "history",
+)
+
+
+def iso(t: datetime | None) -> str | None:
+    """ISO-8601 with offset, to the second (sub-second noise would churn diffs)."""
+    if t is None:
+        return None
+    return t.isoformat(timespec="seconds")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class Run:
+    """The in-memory run; `extra` keeps fields Talon does not know, so nothing is lost."""
+
+    id: str
+    job: str
+    state: State
+    period: Mapping[str, str]  # {type, key, start, end}
+    trigger: Mapping[str, Any]  # {type, at, ...}
+    created: str
+    attempt: int = 1
+    reason: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+    executor: Mapping[str, Any] | None = None  # {name, type, handle}
+    dispatch: Mapping[str, Any] | None = None  # intent recorded before submitting
+    resources: tuple[Mapping[str, Any], ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    progress: Mapping[str, Any] | None = None
+    artifacts: tuple[Mapping[str, Any], ...] = ()
+    checks: tuple[Mapping[str, Any], ...] = ()
+    revision: Mapping[str, Any] | None = None
+    job_hash: str = ""
+    history: tuple[Mapping[str, Any], ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def period_key(self) -> str:
+        return self.period["key"]
+
+    def transition(self, state: State, at: datetime, reason: str | None = None, **changes: Any) -> Run:
+        """A new run in `state`, with the change appended to history."""
+        entry = {"at": iso(at), "state": state.value, "reason": reason}
+        return replace(
+            self, state=state, reason=reason, history=(*self.history, entry), **changes
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "job": self.job,
+            "state": self.state.value,
+            "reason": self.reason,
+            "period": dict(self.period),
+            "trigger": dict(self.trigger),
+            "attempt": self.attempt,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "exit_code": self.exit_code,
+            "executor": dict(self.executor) if self.executor is not None else None,
+            "dispatch": dict(self.dispatch) if self.dispatch is not None else None,
+            "resources": [dict(r) for r in self.resources],
+            "params": dict(self.params),
+            "progress": dict(self.progress) if self.progress is not None else None,
+            "artifacts": [dict(a) for a in self.artifacts],
+            "checks": [dict(c) for c in self.checks],
+            "revision": dict(self.revision) if self.revision is not None else None,
+            "job_hash": self.job_hash,
+            "history": [dict(h) for h in self.history],
+        }
+        for key, value in self.extra.items():
+            data.setdefault(key, value)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Run:
+        """Raises KeyError/ValueError/TypeError on a malformed record (the store reports it)."""
+        known = set(FIELD_ORDER)
+        return cls(
+            id=str(data["id"]),
+            job=str(data["job"]),
+            state=State(data["state"]),
+            period=dict(data["period"]),
+            trigger=dict(data.get("trigger") or {}),
+            created=str(data["created"]),
+            attempt=int(data.get("attempt", 1)),
+            reason=data.get("reason"),
+            started=data.get("started"),
+            finished=data.get("finished"),
+            exit_code=data.get("exit_code"),
+            executor=data.get("executor"),
+            dispatch=data.get("dispatch"),
+            resources=tuple(data.get("resources") or ()),
+            params=dict(data.get("params") or {}),
+            progress=data.get("progress"),
+            artifacts=tuple(data.get("artifacts") or ()),
+            checks=tuple(data.get("checks") or ()),
+            revision=data.get("revision"),
+            job_hash=str(data.get("job_hash", "")),
+            history=tuple(data.get("history") or ()),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def dumps(run: Run) -> str:
+    """The file text: indented, stable key order, trailing newline."""
+    return json.dumps(run.to_json(), indent=2, ensure_ascii=False) + "\n"

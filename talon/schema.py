@@ -1,0 +1,115 @@
+"""JSON Schema checks, with every error mapped to the line of the offending key or value.
+
+jsonschema enters Talon here, lazily: it costs ~100 ms to import, which `talon --help` and a
+no-op reconcile must not pay.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from talon.problems import Problem
+from talon.yamlfile import Loaded
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema by its stem ("schedule" for schemas/schedule.schema.json)."""
+    text = (resources.files("talon") / "schemas" / f"{name}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema(name)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def check(name: str, loaded: Loaded, path: str) -> list[Problem]:
+    """Every schema problem of a loaded file, each located."""
+    from jsonschema.exceptions import best_match
+
+    problems: list[Problem] = []
+    for error in _validator(name).iter_errors(loaded.data):
+        if error.context:
+            # anyOf/oneOf: report the alternative that came closest, not all of them.
+            error = best_match([error])
+        problems.extend(_locate(error, loaded, path))
+    return problems
+
+
+def check_data(name: str, data: Any) -> list[str]:
+    """Schema problems of in-memory data (run files), as `where: message` strings."""
+    out = []
+    for error in _validator(name).iter_errors(data):
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        out.append(f"{where}: {error.message}")
+    return out
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _locate(error: ValidationError, loaded: Loaded, path: str) -> list[Problem]:
+    at = tuple(error.absolute_path)
+    where = _dotted(at)
+    prefix = f"{where}: " if where else ""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        patterns = error.schema.get("patternProperties", {})
+        import re
+
+        extras = [
+            k
+            for k in error.instance
+            if k not in allowed and not any(re.search(p, k) for p in patterns)
+        ]
+        out = []
+        for key in extras:
+            line, col = loaded.position((*at, key))
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            did = f" (did you mean '{hint[0]}'?)" if hint else ""
+            known = ", ".join(sorted(allowed))
+            out.append(Problem(path, line, col, f"{prefix}unknown key '{key}'{did}; known: {known}"))
+        if out:
+            return out
+    if error.validator == "propertyNames":
+        # The error is about a key, not a value: point at the key itself.
+        key = str(error.instance)
+        line, col = loaded.position((*at, key))
+        return [Problem(path, line, col, f"{prefix}{_names_message(key, error)}")]
+    line, col = loaded.position(at, value=True)
+    return [Problem(path, line, col, f"{prefix}{_message(error)}")]
+
+
+def _names_message(key: str, error: ValidationError) -> str:
+    pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
+    if pattern:
+        return f"name '{key}' is not allowed: names must match {pattern}"
+    return f"name '{key}' is not allowed: {error.message}"
+
+
+def _message(error: ValidationError) -> str:
+    if error.validator == "enum":
+        options = ", ".join(json.dumps(o) for o in error.validator_value)
+        return f"{json.dumps(error.instance)} is not one of {options}"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator == "type":
+        return f"{json.dumps(error.instance)} should be of type {error.validator_value}"
+    if error.validator == "pattern":
+        desc = error.schema.get("description") if isinstance(error.schema, dict) else None
+        hint = f" ({desc})" if desc else ""
+        return f"{json.dumps(error.instance)} is not valid{hint}"
+    return str(error.message)

@@ -1,0 +1,534 @@
+"""Loading a repository: YAML files → schema checks → typed `Spec` plus every located problem.
+
+The schemas say what a file may contain; this module adds what a schema cannot express
+(references between jobs, cycles, cron and phrase syntax, time zones, resource selectors)
+and builds the frozen model. It never stops at the first problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+from talon import schema
+from talon.durations import parse_duration
+from talon.model import (
+    DEFAULT_MAX_CATCHUP,
+    DEFAULT_POLL_S,
+    JOB_NAME_PATTERN,
+    AfterDep,
+    Catchup,
+    Config,
+    Constraints,
+    ExecutorConfig,
+    Job,
+    PluginCheck,
+    ResourceLeaf,
+    ResourceRequest,
+    SecretSource,
+    Source,
+    Spec,
+    StartBy,
+)
+from talon.periods import PeriodType
+from talon.problems import Problem
+from talon.resources import candidates, leaves_of
+from talon.triggers import (
+    AfterTrigger,
+    DstPolicy,
+    ExternalTrigger,
+    Trigger,
+    TriggerSyntaxError,
+    parse_cron,
+    parse_phrase,
+    parse_windows,
+)
+from talon.yamlfile import KeyPath, Loaded, YamlError, load_file
+
+CONFIG_FILE = "talon.yaml"
+BUILTIN_CONSTRAINTS = frozenset({"start_by", "after", "once_per_period", "max_running", "max_blocked"})
+BUILTIN_EXECUTORS: dict[str, dict[str, Any]] = {
+    "local": {"type": "local"},
+    "inprocess": {"type": "inprocess"},
+}
+_NAME_RE = re.compile(JOB_NAME_PATTERN)
+_CRON_FIELD = re.compile(r"^[0-9*?,/\-A-Za-z]+$")
+
+
+def find_root(start: Path) -> Path | None:
+    """The first directory at or above `start` holding talon.yaml."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if (d / CONFIG_FILE).is_file():
+            return d
+    return None
+
+
+@dataclass
+class _File:
+    rel: str
+    loaded: Loaded
+
+    def at(self, path: KeyPath, *, value: bool = False) -> tuple[int, int]:
+        return self.loaded.position(path, value=value)
+
+    def problem(self, path: KeyPath, message: str, *, value: bool = False) -> Problem:
+        line, col = self.at(path, value=value)
+        return Problem(self.rel, line, col, message)
+
+
+@dataclass
+class _Loader:
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def load(self, path: Path, schema_name: str) -> _File | None:
+        rel = self.rel(path)
+        try:
+            loaded = load_file(path)
+        except YamlError as exc:
+            self.problems.append(Problem(rel, exc.line, exc.col, exc.message))
+            return None
+        if loaded.data is None:
+            loaded = Loaded({}, {}, {}, loaded.lines)
+        found = schema.check(schema_name, loaded, rel)
+        self.problems.extend(found)
+        f = _File(rel, loaded)
+        return None if found and not isinstance(loaded.data, dict) else f
+
+
+def yaml_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    found = [
+        p
+        for p in directory.rglob("*")
+        if p.suffix in (".yaml", ".yml")
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    ]
+    return sorted(found)
+
+
+def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
+    """Everything in the repository, or None when talon.yaml itself is unusable."""
+    ld = _Loader(root)
+    cfg_file = ld.load(root / CONFIG_FILE, "talon")
+    config = _build_config(ld, root, cfg_file)
+    leaves: list[ResourceLeaf] = []
+    for path in yaml_files(root / "resources"):
+        f = ld.load(path, "resources")
+        if f is not None and isinstance(f.loaded.data, dict):
+            leaves.extend(leaves_of(path.stem, f.loaded.data))
+    jobs: dict[str, Job] = {}
+    where: dict[str, _File] = {}
+    cfg_defaults = (
+        dict(cfg_file.loaded.data.get("defaults") or {})
+        if cfg_file is not None and isinstance(cfg_file.loaded.data, dict)
+        else {}
+    )
+    for path in yaml_files(root / "schedule"):
+        f = ld.load(path, "schedule")
+        if f is None or not isinstance(f.loaded.data, dict):
+            continue
+        file_defaults = f.loaded.data.get("defaults") or {}
+        for name, raw in (f.loaded.data.get("jobs") or {}).items():
+            if not isinstance(raw, dict):
+                continue
+            if not _NAME_RE.match(name):
+                ld.problems.append(
+                    f.problem(
+                        ("jobs", name),
+                        f"job name '{name}' is not allowed: names must match {JOB_NAME_PATTERN}",
+                    )
+                )
+                continue
+            if name in jobs:
+                first = jobs[name].source
+                line, col = f.at(("jobs", name))
+                ld.problems.append(
+                    Problem(f.rel, line, col, f"duplicate job name '{name}', first defined at {first}")
+                )
+                ld.problems.append(
+                    Problem(
+                        first.path,
+                        first.line,
+                        first.col,
+                        f"duplicate job name '{name}', also defined at {f.rel}:{line}:{col}",
+                    )
+                )
+                continue
+            merged = _merge(cfg_defaults, file_defaults, raw)
+            job = _build_job(ld, f, name, merged, config)
+            if job is not None:
+                jobs[name] = job
+                where[name] = f
+    if config is not None:
+        _check_references(ld, config, jobs, where, leaves)
+    problems = sorted(set(ld.problems))
+    if config is None:
+        return None, problems
+    return Spec(config, jobs, tuple(leaves)), problems
+
+
+def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win; mappings that combine naturally (params, env, constraints) merge a level."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key in ("params", "env", "constraints") and isinstance(value, dict):
+                base = out.get(key)
+                out[key] = {**(base if isinstance(base, dict) else {}), **value}
+            else:
+                out[key] = value
+    return out
+
+
+def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
+    if f is None:
+        if not (root / CONFIG_FILE).exists():
+            ld.problems.append(Problem(CONFIG_FILE, 0, 0, "missing: talon.yaml marks the repository root"))
+        return None
+    data = f.loaded.data if isinstance(f.loaded.data, dict) else {}
+    tz = data.get("timezone", "UTC")
+    if isinstance(tz, str) and not _valid_tz(tz):
+        ld.problems.append(f.problem(("timezone",), f"unknown timezone '{tz}'", value=True))
+        tz = "UTC"
+    state = data.get("state") or {}
+    executors: dict[str, ExecutorConfig] = {
+        n: ExecutorConfig(n, str(o["type"]), o) for n, o in BUILTIN_EXECUTORS.items()
+    }
+    for name, opts in (data.get("executors") or {}).items():
+        if isinstance(opts, dict) and isinstance(opts.get("type"), str):
+            executors[name] = ExecutorConfig(name, opts["type"], dict(opts))
+    secrets = {}
+    for name, src in (data.get("secrets") or {}).items():
+        if isinstance(src, dict):
+            secrets[name] = SecretSource(name, env=src.get("env"), file=src.get("file"))
+    plugins = dict((data.get("plugins") or {}).get("constraints") or {})
+    for name, target in plugins.items():
+        if isinstance(target, str) and ":" not in target:
+            ld.problems.append(
+                f.problem(
+                    ("plugins", "constraints", name),
+                    f"plugin '{name}': expected 'module:attribute', got '{target}'",
+                    value=True,
+                )
+            )
+    defaults = data.get("defaults") or {}
+    default_exec = str(defaults.get("executor", "local"))
+    if default_exec not in executors:
+        ld.problems.append(
+            f.problem(("defaults", "executor"), _unknown("executor", default_exec, executors), value=True)
+        )
+    return Config(
+        root=root,
+        timezone=str(tz),
+        state_path=root / str(state.get("path", "state")),
+        lock_mode=str(state.get("lock_mode", "flock")),
+        executors=executors,
+        plugins=plugins,
+        secrets=secrets,
+        default_executor=default_exec,
+    )
+
+
+def _valid_tz(name: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        return False
+    return True
+
+
+def _unknown(kind: str, name: str, known: Mapping[str, Any] | list[str]) -> str:
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    did = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return f"unknown {kind} '{name}'{did}"
+
+
+def _duration(ld: _Loader, f: _File, at: KeyPath, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        ld.problems.append(f.problem(at, str(exc), value=True))
+        return None
+
+
+def _string_col(f: _File, at: KeyPath, offset: int) -> tuple[int, int]:
+    """Column of character `offset` inside the string value at `at` (past an opening quote)."""
+    line, col = f.at(at, value=True)
+    lines = f.loaded.lines
+    if 0 < line <= len(lines) and col - 1 < len(lines[line - 1]) and lines[line - 1][col - 1] in "'\"":
+        col += 1
+    return line, col + offset
+
+
+def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | None:
+    try:
+        if isinstance(raw, str):
+            text = raw.strip()
+            if text == "external":
+                return ExternalTrigger()
+            fields = text.split()
+            if text.startswith("@") or (len(fields) == 5 and _CRON_FIELD.match(fields[0])):
+                return parse_cron(text)
+            return parse_phrase(text)
+        if isinstance(raw, dict) and "after" in raw:
+            return AfterTrigger(str(raw["after"]))
+        if isinstance(raw, dict) and "windows" in raw:
+            trig = parse_windows(list(raw["windows"]))
+            days = raw.get("days")
+            if days is not None:
+                day_trig = parse_phrase(f"hourly on {days if isinstance(days, str) else ','.join(days)}")
+                return type(trig)(trig.windows, day_trig.days)
+            return trig
+    except TriggerSyntaxError as exc:
+        if isinstance(raw, str) and exc.column is not None:
+            line, col = _string_col(f, at, exc.column)
+        else:
+            line, col = f.at(at, value=True)
+        ld.problems.append(Problem(f.rel, line, col, f"trigger: {exc.message}"))
+        return None
+    except (ValueError, TypeError) as exc:
+        ld.problems.append(f.problem(at, f"trigger: {exc}", value=True))
+        return None
+    return None  # shapes the schema rejects are already reported
+
+
+def _build_job(ld: _Loader, f: _File, name: str, d: dict[str, Any], config: Config | None) -> Job | None:
+    base: KeyPath = ("jobs", name)
+    line, col = f.at(base)
+    before = len(ld.problems)
+    has_cmd, has_call = "command" in d, "call" in d
+    if has_cmd == has_call:
+        what = "both 'command' and 'call'" if has_cmd else "neither 'command' nor 'call'"
+        ld.problems.append(Problem(f.rel, line, col, f"job '{name}' has {what}: give exactly one"))
+    command: str | tuple[str, ...] | None = None
+    if isinstance(d.get("command"), str):
+        command = d["command"]
+    elif isinstance(d.get("command"), list):
+        command = tuple(str(a) for a in d["command"])
+    tz = d.get("timezone") or (config.timezone if config else "UTC")
+    if not isinstance(tz, str) or not _valid_tz(tz):
+        ld.problems.append(f.problem((*base, "timezone"), f"unknown timezone '{tz}'", value=True))
+        tz = "UTC"
+    period = d.get("period", "daily")
+    ptype_raw, offset = (period.get("type", "daily"), period.get("offset", 0)) if isinstance(period, dict) else (period, 0)
+    try:
+        ptype = PeriodType(ptype_raw)
+    except ValueError:
+        ptype = PeriodType.DAILY  # the schema reports the bad value
+    raw_triggers = d.get("trigger", [])
+    trig_list = raw_triggers if isinstance(raw_triggers, list) else [raw_triggers]
+    triggers: list[Trigger] = []
+    for i, raw in enumerate(trig_list):
+        at = (*base, "trigger", i) if isinstance(raw_triggers, list) else (*base, "trigger")
+        t = _parse_trigger(ld, f, at, raw)
+        if t is not None:
+            triggers.append(t)
+    dst_raw = d.get("dst") or {}
+    dst = DstPolicy(gap=dst_raw.get("gap", "shift"), fold=dst_raw.get("fold"))
+    start = None
+    if d.get("start") is not None:
+        start = _parse_start(ld, f, (*base, "start"), d["start"], tz)
+    constraints = _build_constraints(ld, f, base, d.get("constraints") or {}, config)
+    resources = tuple(
+        ResourceRequest(
+            select=str(r.get("select", "")),
+            where=dict(r.get("where") or {}),
+            count=int(r.get("count", 1)),
+            slots=int(r.get("slots", 1)),
+        )
+        for r in (d.get("resources") or [])
+        if isinstance(r, dict)
+    )
+    executor = str(d.get("executor") or ("inprocess" if has_call and not has_cmd else (config.default_executor if config else "local")))
+    poll = _duration(ld, f, (*base, "poll"), d.get("poll")) or DEFAULT_POLL_S
+    timeout = _duration(ld, f, (*base, "timeout"), d.get("timeout"))
+    expected = _duration(ld, f, (*base, "expected_duration"), d.get("expected_duration"))
+    if len(ld.problems) > before:
+        return None
+    digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Job(
+        name=name,
+        source=Source(f.rel, line, col),
+        command=command,
+        call=d.get("call"),
+        period_type=ptype,
+        period_offset=int(offset),
+        timezone=tz,
+        triggers=tuple(triggers),
+        dst=dst,
+        start=start,
+        constraints=constraints,
+        resources=resources,
+        executor=executor,
+        host=d.get("host"),
+        poll_s=poll,
+        timeout_s=timeout,
+        expected_duration_s=expected,
+        retries=int(d.get("retries", 0)),
+        catchup=Catchup(d.get("catchup", "latest")),
+        max_catchup=int(d.get("max_catchup", DEFAULT_MAX_CATCHUP)),
+        params=dict(d.get("params") or {}),
+        env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
+        secrets=tuple(d.get("secrets") or ()),
+        workdir=d.get("workdir"),
+        description=str(d.get("description", "")),
+        hash=digest,
+    )
+
+
+def _parse_start(ld: _Loader, f: _File, at: KeyPath, raw: Any, tz: str) -> datetime | None:
+    from zoneinfo import ZoneInfo
+
+    try:
+        value = datetime.fromisoformat(str(raw))
+    except ValueError:
+        ld.problems.append(f.problem(at, f"start: '{raw}' is not an ISO-8601 date or datetime", value=True))
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(tz))
+    return value
+
+
+def _build_constraints(
+    ld: _Loader, f: _File, base: KeyPath, raw: Mapping[str, Any], config: Config | None
+) -> Constraints:
+    at: KeyPath = (*base, "constraints")
+    start_by = None
+    sb = raw.get("start_by")
+    if sb is not None:
+        text = str(sb)
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+        if m and int(m[1]) < 24 and int(m[2]) < 60:
+            start_by = StartBy(clock=time(int(m[1]), int(m[2])))
+        else:
+            secs = _duration(ld, f, (*at, "start_by"), sb)
+            if secs is not None:
+                start_by = StartBy(after_s=secs)
+    after: list[AfterDep] = []
+    for item in raw.get("after") or []:
+        if isinstance(item, str):
+            after.append(AfterDep(item))
+        elif isinstance(item, dict) and "job" in item:
+            after.append(AfterDep(str(item["job"]), item.get("period", "same")))
+    plugins = []
+    known = config.plugins if config else {}
+    for key, value in raw.items():
+        if key in BUILTIN_CONSTRAINTS:
+            continue
+        if key not in known:
+            msg = _unknown("constraint", key, sorted(BUILTIN_CONSTRAINTS | set(known)))
+            ld.problems.append(f.problem((*at, key), f"{msg}; plugin constraints are named in talon.yaml plugins.constraints"))
+            continue
+        plugins.append(PluginCheck(key, known[key], value))
+    return Constraints(
+        start_by=start_by,
+        after=tuple(after),
+        once_per_period=bool(raw.get("once_per_period", False)),
+        max_running=raw.get("max_running"),
+        max_blocked=raw.get("max_blocked"),
+        plugins=tuple(plugins),
+    )
+
+
+def _check_references(
+    ld: _Loader,
+    config: Config,
+    jobs: Mapping[str, Job],
+    where: Mapping[str, _File],
+    leaves: list[ResourceLeaf],
+) -> None:
+    for name, job in jobs.items():
+        f = where[name]
+        base: KeyPath = ("jobs", name)
+        if job.executor not in config.executors:
+            ld.problems.append(f.problem((*base, "executor"), _unknown("executor", job.executor, config.executors), value=True))
+        for secret in job.secrets:
+            if secret not in config.secrets:
+                ld.problems.append(f.problem((*base, "secrets"), _unknown("secret", secret, config.secrets), value=True))
+        for i, dep in enumerate(job.constraints.after):
+            if dep.job not in jobs:
+                ld.problems.append(
+                    f.problem((*base, "constraints", "after", i), f"after: {_unknown('job', dep.job, jobs)}", value=True)
+                )
+        raw_trig = f.loaded.data["jobs"][name].get("trigger")
+        for i, trig in enumerate(job.triggers):
+            if isinstance(trig, AfterTrigger) and trig.job not in jobs:
+                at = (*base, "trigger", i) if isinstance(raw_trig, list) else (*base, "trigger")
+                ld.problems.append(f.problem(at, f"trigger: {_unknown('job', trig.job, jobs)}", value=True))
+        for i, req in enumerate(job.resources):
+            if not candidates(leaves, req):
+                where_txt = "".join(f", {k}={v}" for k, v in req.where.items())
+                ld.problems.append(
+                    f.problem((*base, "resources", i), f"resources: selector '{req.select}'{where_txt} matches no resource", value=True)
+                )
+            elif req.count > len(candidates(leaves, req)):
+                ld.problems.append(
+                    f.problem((*base, "resources", i), f"resources: '{req.select}' asks for {req.count} but only {len(candidates(leaves, req))} match", value=True)
+                )
+    for cycle in _cycles(jobs):
+        first = jobs[cycle[0]]
+        path = " -> ".join([*cycle, cycle[0]])
+        ld.problems.append(Problem(first.source.path, first.source.line, first.source.col, f"dependency cycle: {path}"))
+
+
+def _edges(job: Job) -> Iterator[str]:
+    for dep in job.constraints.after:
+        if dep.period == "same":
+            yield dep.job
+    for trig in job.triggers:
+        if isinstance(trig, AfterTrigger):
+            yield trig.job
+
+
+def _cycles(jobs: Mapping[str, Job]) -> list[list[str]]:
+    """Each cycle once, found iteratively (a 10,000-deep chain must not hit the recursion limit).
+
+    An edge a -> b means a waits for b. An `after` on the *previous* period is not an edge: it
+    looks back in time, so it cannot deadlock.
+    """
+    graph = {name: sorted({d for d in _edges(job) if d in jobs}) for name, job in jobs.items()}
+    color: dict[str, int] = {}
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if color.get(root):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(graph[root]))]
+        on_path = [root]
+        color[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                color[node] = 2
+                stack.pop()
+                on_path.pop()
+                continue
+            state = color.get(nxt, 0)
+            if state == 1:
+                cycles.append(on_path[on_path.index(nxt) :])
+            elif state == 0:
+                color[nxt] = 1
+                on_path.append(nxt)
+                stack.append((nxt, iter(graph[nxt])))
+    return cycles

@@ -1,0 +1,289 @@
+"""The files state store: one JSON file per run under `state/<period-key>/<job>/`.
+
+Guarantees, and how:
+- A run file is written whole or not at all: temp file in the same directory, fsync, rename,
+  fsync of the directory.
+- Every read-modify-write happens under the job's lock (`state/.talon/locks/<job>.lock`), and
+  re-reads the file inside the lock, so a `talon progress` from a job and a reconcile pass
+  never overwrite each other's changes.
+- Scheduled runs are created with `O_EXCL` on an id derived from the trigger instant: two
+  reconcilers racing on one trigger cannot both create it.
+- A file that cannot be parsed is reported with its path and moved aside to
+  `<name>.corrupt-<timestamp>`; it is never overwritten or deleted.
+- Bookkeeping (locks, the open-run index, cursors, caches) lives under `state/.talon/`, never
+  beside run files.
+
+Locking modes (`state.lock_mode` in talon.yaml): `flock` (default) uses kernel locks, which
+are exact on local disks; `lockfile` uses exclusive creation of marker files, which works on
+NFS where `flock` may be local to one client. See docs/concurrency.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from talon.runs import Run, dumps
+
+BOOK_DIR = ".talon"
+RUN_SUFFIX = ".json"
+FILE_MODE = 0o644  # readable by the team, never world-writable
+DIR_MODE = 0o755
+
+
+class StoreError(Exception):
+    """A state file problem that a command reports (with the path) instead of crashing."""
+
+
+class CorruptRun(StoreError):
+    def __init__(self, path: Path, why: str, moved_to: Path | None) -> None:
+        where = f"; moved aside to {moved_to.name}" if moved_to else ""
+        super().__init__(f"{path}: unreadable run file ({why}){where}")
+        self.path = path
+        self.why = why
+        self.moved_to = moved_to
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Replace `path` with `text` whole: temp file, fsync, rename, fsync of the directory."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, text: str) -> bool:
+    """Create `path` with `text` only if it does not exist; False when someone else has.
+
+    The temp file is linked into place, which fails if the name exists: the file is never
+    visible half-written, and exactly one of several racing creators wins.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    _fsync_dir(path.parent)
+    return True
+
+
+def run_id_for(job: str, at: datetime, suffix: str = "") -> str:
+    """Scheduled ids come from the trigger instant (UTC), so racing creators agree on them."""
+    from datetime import UTC
+
+    stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{job}@{stamp}{suffix}"
+
+
+def job_of_run_id(run_id: str) -> str:
+    return run_id.split("@", 1)[0]
+
+
+@dataclass
+class FileStore:
+    """State under `root` (the repository's `state/` directory)."""
+
+    root: Path
+    lock_mode: str = "flock"
+    _locks: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def book(self) -> Path:
+        return self.root / BOOK_DIR
+
+    def ensure(self) -> None:
+        (self.book / "locks").mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+
+    # --- paths -------------------------------------------------------------------------------
+
+    def run_dir(self, period_key: str, job: str) -> Path:
+        return self.root / period_key / job
+
+    def run_path(self, period_key: str, job: str, run_id: str) -> Path:
+        return self.run_dir(period_key, job) / f"{run_id}{RUN_SUFFIX}"
+
+    def path_of(self, run: Run) -> Path:
+        return self.run_path(run.period_key, run.job, run.id)
+
+    def log_path(self, run: Run) -> Path:
+        return self.run_dir(run.period_key, run.job) / f"{run.id}.log"
+
+    # --- locks -------------------------------------------------------------------------------
+
+    def _lock(self, name: str) -> Any:
+        lock = self._locks.get(name)
+        if lock is None:
+            import filelock
+
+            path = self.book / "locks" / f"{name}.lock"
+            if self.lock_mode == "lockfile":
+                lock = filelock.SoftFileLock(str(path), timeout=60, is_singleton=False)
+            else:
+                lock = filelock.FileLock(str(path), timeout=60, mode=FILE_MODE, is_singleton=False)
+            self._locks[name] = lock
+        return lock
+
+    @contextlib.contextmanager
+    def locked(self, name: str, timeout: float = 60) -> Iterator[None]:
+        """Hold the named lock (a job name, or `@pass`/`@resources` for global ones)."""
+        lock = self._lock(name)
+        try:
+            lock.acquire(timeout=timeout)
+        except FileNotFoundError:
+            self.ensure()
+            lock.acquire(timeout=timeout)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def read(self, path: Path) -> Run:
+        """One run; a damaged file is moved aside and raised as CorruptRun."""
+        try:
+            text = path.read_text("utf-8")
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._quarantine(path, f"cannot read: {exc}") from None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError("top level is not an object")
+            return Run.from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
+            raise self._quarantine(path, why) from None
+
+    def _quarantine(self, path: Path, why: str) -> CorruptRun:
+        from datetime import UTC
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        dest = path.with_name(f"{path.name}.corrupt-{stamp}")
+        try:
+            os.rename(path, dest)
+        except OSError:
+            return CorruptRun(path, why, None)
+        return CorruptRun(path, why, dest)
+
+    def runs_in(self, period_key: str, job: str, on_corrupt: Callable[[CorruptRun], None] | None = None) -> list[Run]:
+        """Every run of `job` in one period, oldest first (ids sort by trigger instant)."""
+        directory = self.run_dir(period_key, job)
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(RUN_SUFFIX) and not n.startswith("."))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            try:
+                out.append(self.read(directory / name))
+            except FileNotFoundError:
+                continue
+            except CorruptRun as exc:
+                if on_corrupt is not None:
+                    on_corrupt(exc)
+        out.sort(key=lambda r: (r.created, r.attempt, r.id))
+        return out
+
+    def find(self, run_ref: str) -> Path:
+        """A run file from an id or a path; raises StoreError when there is none."""
+        as_path = Path(run_ref)
+        if run_ref.endswith(RUN_SUFFIX) and as_path.is_file():
+            return as_path
+        if "@" not in run_ref or "/" in run_ref:
+            raise StoreError(f"no run '{run_ref}': give a run id (job@stamp) or a run file path")
+        job = job_of_run_id(run_ref)
+        name = f"{run_ref}{RUN_SUFFIX}"
+        try:
+            periods = sorted(os.listdir(self.root), reverse=True)
+        except FileNotFoundError:
+            periods = []
+        for period in periods:
+            if period.startswith("."):
+                continue
+            candidate = self.root / period / job / name
+            if candidate.is_file():
+                return candidate
+        raise StoreError(f"no run '{run_ref}' under {self.root}")
+
+    def iter_run_files(self) -> Iterator[Path]:
+        """Every run file (a full scan: for fsck and index rebuilds, not for passes)."""
+        try:
+            periods = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return
+        for period in periods:
+            pdir = self.root / period
+            if period.startswith(".") or not pdir.is_dir():
+                continue
+            for job in sorted(os.listdir(pdir)):
+                jdir = pdir / job
+                if job.startswith(".") or not jdir.is_dir():
+                    continue
+                for name in sorted(os.listdir(jdir)):
+                    if name.endswith(RUN_SUFFIX) and not name.startswith("."):
+                        yield jdir / name
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def create(self, run: Run) -> bool:
+        """Create a run file exclusively; False if a run with that id exists already."""
+        directory = self.run_dir(run.period_key, run.job)
+        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        return create_exclusive(self.path_of(run), dumps(run))
+
+    def update(self, path: Path, change: Callable[[Run], Run | None]) -> Run:
+        """Read, change and write one run under its job's lock. `change` returning None writes
+        nothing. The file is re-read inside the lock, so concurrent writers are never lost."""
+        job = path.parent.name
+        with self.locked(job):
+            current = self.read(path)
+            new = change(current)
+            if new is None or new == current:
+                return current
+            write_atomic(path, dumps(new))
+            return new
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def load_book(self, name: str) -> dict[str, Any] | None:
+        """A bookkeeping JSON file (index, cursors); None when missing or damaged (rebuilt)."""
+        try:
+            data = json.loads((self.book / name).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save_book(self, name: str, data: dict[str, Any]) -> None:
+        self.book.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        write_atomic(self.book / name, json.dumps(data, separators=(",", ":")), durable=False)
