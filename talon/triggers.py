@@ -1,0 +1,272 @@
+"""Triggers and the instants they fire at, under Talon's DST rules (SPEC, "Time rules").
+
+Cron expressions and windows name wall-clock times; this module turns them into instants:
+
+- A wall time that does not exist (spring forward) fires once at the first valid instant after
+  the gap (``gap: shift``, the default) or not at all (``gap: skip``). This applies to every
+  timed trigger, wildcard or not: "30 * * * *" in London on 2026-03-29 fires at 00:30 GMT,
+  at 02:00 BST (for the missing 01:30) and at 02:30 BST.
+- A wall time that occurs twice (fall back) fires on its first occurrence when the cron hour is
+  fixed (a number, list or range), on both when it is ``*`` or stepped; windows count as stepped.
+  ``fold: first|last|both`` overrides either.
+- Fires are strictly increasing and unique: wall times that land on the same instant (shifted
+  out of a gap, or from two triggers of a union) make one fire, whose note says so.
+
+Every fire that a rule moved, merged or limited carries a ``note`` for ``talon next``.
+
+Instants are compared in UTC here: two datetimes sharing a ZoneInfo compare by wall clock,
+ignoring ``fold``, which orders 01:45 (first) after 01:15 (second) on a fall-back night.
+Callers comparing fires should do the same (``fire.at.astimezone(UTC)`` or ``.timestamp()``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Literal
+
+from talon.cron import CronTrigger, TriggerSyntaxError, compile_cron
+from talon.periods import gap_end
+from talon.phrase import Window, WindowTrigger, parse_days, parse_phrase, parse_windows, walls_from
+
+__all__ = [
+    "AfterTrigger",
+    "CronTrigger",
+    "DstPolicy",
+    "ExternalTrigger",
+    "Fire",
+    "Trigger",
+    "TriggerSyntaxError",
+    "Window",
+    "WindowTrigger",
+    "fires_between",
+    "is_timed",
+    "next_fire",
+    "parse_cron",
+    "parse_days",
+    "parse_phrase",
+    "parse_trigger",
+    "parse_triggers",
+    "parse_windows",
+]
+
+FoldRule = Literal["first", "last", "both"]
+# No timed trigger Talon accepts is sparser than "0 0 29 2 *" across 2100 (eight years).
+_HORIZON = timedelta(days=366 * 30)
+
+
+@dataclass(frozen=True)
+class DstPolicy:
+    gap: Literal["shift", "skip"] = "shift"
+    fold: FoldRule | None = None  # None: SPEC default (fixed hour: first; */stepped hour: both)
+
+
+@dataclass(frozen=True)
+class Fire:
+    at: datetime  # aware, in the job's zone
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class AfterTrigger:
+    job: str
+
+
+@dataclass(frozen=True)
+class ExternalTrigger:
+    pass
+
+
+Trigger = CronTrigger | WindowTrigger | AfterTrigger | ExternalTrigger
+
+
+def parse_cron(expr: str) -> CronTrigger:
+    """Validate a 5-field cron expression (or @daily etc.); TriggerSyntaxError if bad."""
+    compile_cron(expr)
+    return CronTrigger(expr)
+
+
+def parse_trigger(value: object) -> Trigger:
+    """One ``trigger:`` entry as YAML gives it: a cron or phrase string, ``external``,
+    ``{after: job}``, ``{cron: ...}`` or ``{windows: [...], days: ...}``.
+
+    A string starting with a letter is a phrase (a cron's minute field never does), so a
+    misspelt phrase gets the phrase parser's message rather than "expected 5 fields".
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == "external":
+            return ExternalTrigger()
+        if text[:1].isalpha():
+            return parse_phrase(value)
+        return parse_cron(value)
+    if isinstance(value, Mapping):
+        keys = set(value)
+        if keys == {"after"} and isinstance(value["after"], str):
+            return AfterTrigger(value["after"])
+        if keys == {"cron"} and isinstance(value["cron"], str):
+            return parse_cron(value["cron"])
+        if keys in ({"windows"}, {"windows", "days"}) and isinstance(value["windows"], list):
+            return parse_windows(value["windows"], value.get("days"))
+    raise TriggerSyntaxError(
+        f"bad trigger {value!r}: expected a cron expression, a phrase like "
+        '"every 15 minutes between 7-10am", external, {after: JOB} or {windows: [...]}'
+    )
+
+
+def parse_triggers(value: object) -> tuple[Trigger, ...]:
+    """``trigger:`` as a whole: one entry or a list of them (a union)."""
+    items = value if isinstance(value, list) else [value]
+    return tuple(parse_trigger(item) for item in items)
+
+
+def is_timed(triggers: Iterable[Trigger]) -> bool:
+    return any(isinstance(t, CronTrigger | WindowTrigger) for t in triggers)
+
+
+# -- from wall-clock times to instants ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    utc: datetime
+    wall: datetime  # the naive wall time the trigger named
+    kind: Literal["plain", "moved", "first", "last", "both-first", "both-second"]
+
+
+def _resolve(
+    wall: datetime, tz: tzinfo, gap: str, fold: FoldRule
+) -> tuple[datetime, list[_Candidate]]:
+    """The instants ``wall`` fires at, and the earliest instant any later wall can resolve to.
+
+    That bound is the first-occurrence reading of ``wall`` (the gap's end for a missing time),
+    which never decreases as the wall time grows; see ``_fires_of``.
+    """
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) != wall:
+        shifted = gap_end(wall, tz).astimezone(UTC)
+        return shifted, [_Candidate(shifted, wall, "moved")] if gap == "shift" else []
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if second == first:
+        return first, [_Candidate(first, wall, "plain")]
+    if fold == "first":
+        return first, [_Candidate(first, wall, "first")]
+    if fold == "last":
+        return first, [_Candidate(second, wall, "last")]
+    return first, [_Candidate(first, wall, "both-first"), _Candidate(second, wall, "both-second")]
+
+
+def _fires_of(
+    walls: Iterator[datetime], tz: tzinfo, gap: str, fold: FoldRule
+) -> Iterator[_Candidate]:
+    """Candidates in instant order. A fold's second occurrences come after later wall times'
+    first ones, so candidates wait in a heap until no later wall can resolve before them."""
+    heap: list[tuple[datetime, int, _Candidate]] = []
+    counter = itertools.count()
+    for wall in walls:
+        bound, found = _resolve(wall, tz, gap, fold)
+        while heap and heap[0][0] < bound:
+            yield heapq.heappop(heap)[2]
+        for candidate in found:
+            heapq.heappush(heap, (candidate.utc, next(counter), candidate))
+
+
+def _start_wall(after: datetime, tz: tzinfo) -> datetime:
+    """A wall time early enough that no earlier wall time resolves to an instant after ``after``.
+
+    Only a fall-back shortly after ``after`` can bring a wall time before its local reading
+    back into the future, by at most the drop in offset; look ahead for such a drop.
+    """
+    local = after.astimezone(tz)
+    offset = local.utcoffset() or timedelta(0)
+    ahead = min(
+        (after + timedelta(hours=h)).astimezone(tz).utcoffset() or timedelta(0) for h in (1, 3, 26)
+    )
+    return local.replace(tzinfo=None) - max(timedelta(0), offset - ahead)
+
+
+def _candidates(
+    trigger: Trigger, after: datetime, tz: tzinfo, dst: DstPolicy
+) -> Iterator[_Candidate]:
+    start = _start_wall(after, tz)
+    if isinstance(trigger, CronTrigger):
+        spec = compile_cron(trigger.expr)
+        walls = spec.walls_from(start)
+        default: FoldRule = "both" if spec.wild_hour else "first"
+    elif isinstance(trigger, WindowTrigger):
+        walls = walls_from(trigger, start)
+        default = "both"
+    else:
+        return iter(())
+    horizon = start + _HORIZON
+    bounded = itertools.takewhile(lambda w: w < horizon, walls)
+    after_utc = after.astimezone(UTC)
+    return (c for c in _fires_of(bounded, tz, dst.gap, dst.fold or default) if c.utc > after_utc)
+
+
+def _note(group: list[_Candidate], at: datetime, tz: tzinfo) -> str | None:
+    notes: list[str] = []
+    moved = sorted({c.wall for c in group if c.kind == "moved"})
+    if moved:
+        target = f"{at:%H:%M}" if at.date() == moved[0].date() else f"{at:%Y-%m-%d %H:%M}"
+        days = " and ".join(sorted({f"{w:%Y-%m-%d}" for w in moved}))
+        times = [f"{w:%H:%M}" for w in moved]
+        listed = times[0] if len(times) == 1 else ", ".join(times[:-1]) + " and " + times[-1]
+        verb = "does" if len(times) == 1 else "do"
+        note = f"moved from {listed} ({verb} not exist on {days} in {tz}) to {target}"
+        if any(c.kind != "moved" for c in group):
+            note += f", merged with the {at:%H:%M} fire"
+        elif len(times) > 1:
+            note += ", merged into one fire"
+        notes.append(note)
+    for candidate in group:
+        wall = candidate.wall
+        twice = f"{wall:%H:%M} occurs twice on {wall:%Y-%m-%d} in {tz}"
+        text = {
+            "first": f"{twice}; fired on the first occurrence only",
+            "last": f"{twice}; fired on the second occurrence only",
+            "both-first": f"{twice}; fires on both, this is the first",
+            "both-second": f"{twice}; fires on both, this is the second",
+        }.get(candidate.kind)
+        if text and text not in notes:
+            notes.append(text)
+    return "; ".join(notes) or None
+
+
+def _fires(
+    triggers: Sequence[Trigger], after: datetime, tz: tzinfo, dst: DstPolicy
+) -> Iterator[Fire]:
+    if after.tzinfo is None:
+        raise ValueError(f"naive datetime {after.isoformat()}: triggers need an aware instant")
+    streams = [_candidates(t, after, tz, dst) for t in triggers]
+    merged = heapq.merge(*streams, key=lambda c: c.utc)
+    for utc, group in itertools.groupby(merged, key=lambda c: c.utc):
+        at = utc.astimezone(tz)
+        yield Fire(at, _note(list(group), at, tz))
+
+
+def next_fire(
+    triggers: Sequence[Trigger], after: datetime, tz: tzinfo, dst: DstPolicy = DstPolicy()
+) -> Fire | None:
+    """The first fire strictly after ``after``, or None (untimed triggers never fire by time)."""
+    return next(_fires(triggers, after, tz, dst), None)
+
+
+def fires_between(
+    triggers: Sequence[Trigger],
+    start: datetime,
+    end: datetime,
+    tz: tzinfo,
+    dst: DstPolicy = DstPolicy(),
+    *,
+    limit: int | None = None,
+) -> list[Fire]:
+    """Fires in ``(start, end]``, in order, at most ``limit`` of them."""
+    end_utc = end.astimezone(UTC)
+    within = itertools.takewhile(
+        lambda f: f.at.astimezone(UTC) <= end_utc, _fires(triggers, start, tz, dst)
+    )
+    return list(itertools.islice(within, limit))
