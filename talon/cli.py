@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("watch", help="reconcile continuously, on file changes and on time")
-    p.add_argument("--full-pass", metavar="DURATION", default="60s", help="safety-net pass interval")
+    p.add_argument(
+        "--full-pass", metavar="DURATION", default="60s", help="safety-net pass interval"
+    )
     _add_common(p, now=False)
 
     p = sub.add_parser("status", help="runs of the current periods")
@@ -115,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="K=V")
     _add_common(p)
 
-    for name, text in (("cancel", "skip a run, stopping it if running"), ("retry", "a new attempt")):
+    for name, text in (
+        ("cancel", "skip a run, stopping it if running"),
+        ("retry", "a new attempt"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("run", metavar="RUN")
         _add_common(p)

@@ -33,7 +33,12 @@ class Check:
     reason: str
 
     def as_json(self, at: datetime) -> dict[str, Any]:
-        return {"constraint": self.constraint, "verdict": self.verdict.value, "reason": self.reason, "at": iso(at)}
+        return {
+            "constraint": self.constraint,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "at": iso(at),
+        }
 
 
 class StateView(Protocol):
@@ -67,7 +72,9 @@ def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
         return None
     trig_at = datetime.fromisoformat(run.trigger["at"]).astimezone(ZoneInfo(job.timezone))
     if sb.clock is not None:
-        deadline = trig_at.replace(hour=sb.clock.hour, minute=sb.clock.minute, second=0, microsecond=0)
+        deadline = trig_at.replace(
+            hour=sb.clock.hour, minute=sb.clock.minute, second=0, microsecond=0
+        )
         # A fixed clock on the trigger's day; a deadline before the trigger means the next day.
         if deadline < trig_at:
             deadline += timedelta(days=1)
@@ -90,21 +97,43 @@ def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
         runs = view.runs_in(period.key, dep.job)
         name = f"after {dep.job}"
         if not runs:
-            out.append(Check(name, Verdict.BLOCK, f"waiting for {dep.job} to succeed in {period.key}"))
+            out.append(
+                Check(name, Verdict.BLOCK, f"waiting for {dep.job} to succeed in {period.key}")
+            )
             continue
         latest = runs[-1]
         if latest.state is State.SUCCEEDED:
             out.append(Check(name, Verdict.PASS, f"{dep.job} succeeded in {period.key}"))
         elif latest.state is State.FAILED:
             if latest.attempt <= upstream.retries:
-                out.append(Check(name, Verdict.BLOCK, f"waiting for {dep.job} to be retried in {period.key}"))
+                out.append(
+                    Check(
+                        name, Verdict.BLOCK, f"waiting for {dep.job} to be retried in {period.key}"
+                    )
+                )
             else:
-                out.append(Check(name, Verdict.FAIL, f"upstream {dep.job} failed in {period.key} ({latest.id})"))
+                out.append(
+                    Check(
+                        name,
+                        Verdict.FAIL,
+                        f"upstream {dep.job} failed in {period.key} ({latest.id})",
+                    )
+                )
         elif latest.state is State.SKIPPED:
-            out.append(Check(name, Verdict.CANCEL, f"upstream {dep.job} was skipped in {period.key} ({latest.id})"))
+            out.append(
+                Check(
+                    name,
+                    Verdict.CANCEL,
+                    f"upstream {dep.job} was skipped in {period.key} ({latest.id})",
+                )
+            )
         else:
             out.append(
-                Check(name, Verdict.BLOCK, f"waiting for {dep.job} to succeed in {period.key} (it is {latest.state.value})")
+                Check(
+                    name,
+                    Verdict.BLOCK,
+                    f"waiting for {dep.job} to succeed in {period.key} (it is {latest.state.value})",
+                )
             )
     return out
 
@@ -114,7 +143,11 @@ def check_once_per_period(run: Run, job: Job, view: StateView) -> Check | None:
         return None
     for other in view.runs_in(run.period_key, job.name):
         if other.id != run.id and other.state is State.SUCCEEDED:
-            return Check("once_per_period", Verdict.CANCEL, f"already succeeded in {run.period_key} ({other.id})")
+            return Check(
+                "once_per_period",
+                Verdict.CANCEL,
+                f"already succeeded in {run.period_key} ({other.id})",
+            )
     return Check("once_per_period", Verdict.PASS, f"no success yet in {run.period_key}")
 
 
@@ -122,9 +155,16 @@ def check_max_running(run: Run, job: Job, view: StateView, dispatched: int = 0) 
     limit = job.constraints.max_running
     if limit is None:
         return None
-    running = sum(1 for r in view.open_runs(job.name) if r.state is State.RUNNING and r.id != run.id) + dispatched
+    running = (
+        sum(1 for r in view.open_runs(job.name) if r.state is State.RUNNING and r.id != run.id)
+        + dispatched
+    )
     if running >= limit:
-        return Check("max_running", Verdict.BLOCK, f"{running} run(s) of {job.name} running, max_running is {limit}")
+        return Check(
+            "max_running",
+            Verdict.BLOCK,
+            f"{running} run(s) of {job.name} running, max_running is {limit}",
+        )
     return Check("max_running", Verdict.PASS, f"{running} of {limit} allowed runs running")
 
 
@@ -141,7 +181,9 @@ def check_max_blocked(run: Run, job: Job, view: StateView) -> Check | None:
         return Check(
             "max_blocked", Verdict.CANCEL, f"max_blocked {limit}: {older[0].id} is already blocked"
         )
-    return Check("max_blocked", Verdict.PASS, f"{len(older)} older run(s) blocked, max_blocked is {limit}")
+    return Check(
+        "max_blocked", Verdict.PASS, f"{len(older)} older run(s) blocked, max_blocked is {limit}"
+    )
 
 
 def evaluate(
@@ -167,13 +209,21 @@ def evaluate(
     for plugin in job.constraints.plugins:
         fn = (plugins or {}).get(plugin.name)
         if fn is None:
-            checks.append(Check(plugin.name, Verdict.BLOCK, f"plugin {plugin.target} could not be loaded"))
+            checks.append(
+                Check(plugin.name, Verdict.BLOCK, f"plugin {plugin.target} could not be loaded")
+            )
             continue
         try:
             verdict, reason = fn(run, plugin.options, view, now)
             checks.append(Check(plugin.name, Verdict(verdict), str(reason)))
         except Exception as exc:  # noqa: BLE001 - a broken plugin blocks its run, not the pass
-            checks.append(Check(plugin.name, Verdict.BLOCK, f"plugin {plugin.target} raised {type(exc).__name__}: {exc}"))
+            checks.append(
+                Check(
+                    plugin.name,
+                    Verdict.BLOCK,
+                    f"plugin {plugin.target} raised {type(exc).__name__}: {exc}",
+                )
+            )
     return checks
 
 

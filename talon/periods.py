@@ -36,6 +36,7 @@ class PeriodType(StrEnum):
 ONCE_KEY = "once"
 _ONCE_FIRST_DAY = date(1970, 1, 1)
 _ONCE_END_DAY = date(9999, 12, 31)
+_TICK = timedelta(microseconds=1)
 
 
 def wall_exists(wall: datetime, tz: tzinfo) -> bool:
@@ -109,19 +110,31 @@ class Period:
         return self.start.astimezone(UTC) <= u < self.end.astimezone(UTC)
 
     def next(self) -> Period:
-        return self.shift(1)
+        self._check_has_neighbours()
+        return period_containing(self.type, self.end, self.tz)
 
     def previous(self) -> Period:
-        return self.shift(-1)
+        self._check_has_neighbours()
+        return period_containing(self.type, self.start.astimezone(UTC) - _TICK, self.tz)
 
     def shift(self, n: int) -> Period:
-        """The period ``n`` steps later (earlier when negative) of the same type."""
+        """The period ``n`` periods later (earlier when negative): ``shift(2)`` is
+        ``next().next()``, so a day the zone skipped is not counted."""
+        if n == 0:
+            return self
+        self._check_has_neighbours()
+        if self.type is not PeriodType.DAILY:
+            # A gap never swallows a week or a month, so calendar arithmetic counts right.
+            first = _step_days(self.type, _first_day(self.type, self.start.date()), n)
+            return _period_from_first_day(self.type, first, self.tz)
+        period = self
+        for _ in range(abs(n)):
+            period = period.next() if n > 0 else period.previous()
+        return period
+
+    def _check_has_neighbours(self) -> None:
         if self.type is PeriodType.ONCE:
-            if n == 0:
-                return self
             raise ValueError("a once period has no next or previous period")
-        first = _first_day(self.type, self.start.date())
-        return _period_from_first_day(self.type, _step_days(self.type, first, n), self.tz)
 
     def __str__(self) -> str:
         return self.key

@@ -273,6 +273,11 @@ class _Parser:
                 found |= WEEKENDS
             else:
                 day = _parse_day(tok.text)
+                if tok.text in ("every", "hourly"):
+                    raise self.error(
+                        'the day qualifier comes last: "on ..." applies to the whole trigger',
+                        tok.col,
+                    )
                 if day is None:
                     raise self.error(
                         f'unknown day "{tok.text}": expected mon, tue, ..., sun', tok.col

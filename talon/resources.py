@@ -84,11 +84,9 @@ def allocate(
     grants: list[Grant] = []
     for req in requests:
         pool = candidates(leaves, req)
-        taken = [
-            leaf
-            for leaf in pool
-            if leaf.capacity - used.get(leaf.path, 0) >= req.slots
-        ][: req.count]
+        taken = [leaf for leaf in pool if leaf.capacity - used.get(leaf.path, 0) >= req.slots][
+            : req.count
+        ]
         if len(taken) < req.count:
             free = sum(1 for leaf in pool if leaf.capacity - used.get(leaf.path, 0) >= req.slots)
             where = "".join(f", {k}={v}" for k, v in req.where.items())

@@ -98,12 +98,12 @@ class Run:
     def period_key(self) -> str:
         return self.period["key"]
 
-    def transition(self, state: State, at: datetime, reason: str | None = None, **changes: Any) -> Run:
+    def transition(
+        self, state: State, at: datetime, reason: str | None = None, **changes: Any
+    ) -> Run:
         """A new run in `state`, with the change appended to history."""
         entry = {"at": iso(at), "state": state.value, "reason": reason}
-        return replace(
-            self, state=state, reason=reason, history=(*self.history, entry), **changes
-        )
+        return replace(self, state=state, reason=reason, history=(*self.history, entry), **changes)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

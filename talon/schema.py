@@ -81,7 +81,9 @@ def _locate(error: ValidationError, loaded: Loaded, path: str) -> list[Problem]:
             hint = difflib.get_close_matches(key, sorted(allowed), n=1)
             did = f" (did you mean '{hint[0]}'?)" if hint else ""
             known = ", ".join(sorted(allowed))
-            out.append(Problem(path, line, col, f"{prefix}unknown key '{key}'{did}; known: {known}"))
+            out.append(
+                Problem(path, line, col, f"{prefix}unknown key '{key}'{did}; known: {known}")
+            )
         if out:
             return out
     if error.validator == "propertyNames":

@@ -53,13 +53,15 @@ from talon.triggers import (
 from talon.yamlfile import KeyPath, Loaded, YamlError, load_file
 
 CONFIG_FILE = "talon.yaml"
-BUILTIN_CONSTRAINTS = frozenset({"start_by", "after", "once_per_period", "max_running", "max_blocked"})
+BUILTIN_CONSTRAINTS = frozenset(
+    {"start_by", "after", "once_per_period", "max_running", "max_blocked"}
+)
 BUILTIN_EXECUTORS: dict[str, dict[str, Any]] = {
     "local": {"type": "local"},
     "inprocess": {"type": "inprocess"},
 }
 _NAME_RE = re.compile(JOB_NAME_PATTERN)
-_CRON_FIELD = re.compile(r"^[0-9*?,/\-A-Za-z]+$")
+_CRON_FIELD = re.compile(r"^[0-9*?,/\-]+$")
 
 
 def find_root(start: Path) -> Path | None:
@@ -140,42 +142,36 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
         if cfg_file is not None and isinstance(cfg_file.loaded.data, dict)
         else {}
     )
+    entries: list[tuple[_File, str, dict[str, Any]]] = []
+    first_seen: dict[str, tuple[_File, str]] = {}
     for path in yaml_files(root / "schedule"):
         f = ld.load(path, "schedule")
         if f is None or not isinstance(f.loaded.data, dict):
             continue
         file_defaults = f.loaded.data.get("defaults") or {}
         for name, raw in (f.loaded.data.get("jobs") or {}).items():
-            if not isinstance(raw, dict):
-                continue
-            if not _NAME_RE.match(name):
-                ld.problems.append(
-                    f.problem(
-                        ("jobs", name),
-                        f"job name '{name}' is not allowed: names must match {JOB_NAME_PATTERN}",
-                    )
-                )
-                continue
-            if name in jobs:
-                first = jobs[name].source
+            if not isinstance(raw, dict) or not _NAME_RE.match(name):
+                continue  # the schema reports bad names and shapes
+            if name in first_seen:
+                other, _ = first_seen[name]
                 line, col = f.at(("jobs", name))
+                oline, ocol = other.at(("jobs", name))
                 ld.problems.append(
-                    Problem(f.rel, line, col, f"duplicate job name '{name}', first defined at {first}")
+                    Problem(f.rel, line, col, f"duplicate job name '{name}', first defined at {other.rel}:{oline}:{ocol}")
                 )
                 ld.problems.append(
-                    Problem(
-                        first.path,
-                        first.line,
-                        first.col,
-                        f"duplicate job name '{name}', also defined at {f.rel}:{line}:{col}",
-                    )
+                    Problem(other.rel, oline, ocol, f"duplicate job name '{name}', also defined at {f.rel}:{line}:{col}")
                 )
                 continue
-            merged = _merge(cfg_defaults, file_defaults, raw)
-            job = _build_job(ld, f, name, merged, config)
-            if job is not None:
-                jobs[name] = job
-                where[name] = f
+            first_seen[name] = (f, name)
+            entries.append((f, name, _merge(cfg_defaults, file_defaults, raw)))
+    names = set(first_seen)
+    for f, name, merged in entries:
+        _check_names(ld, f, name, merged, names)
+        job = _build_job(ld, f, name, merged, config)
+        if job is not None:
+            jobs[name] = job
+            where[name] = f
     if config is not None:
         _check_references(ld, config, jobs, where, leaves)
     problems = sorted(set(ld.problems))
@@ -200,7 +196,9 @@ def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
     if f is None:
         if not (root / CONFIG_FILE).exists():
-            ld.problems.append(Problem(CONFIG_FILE, 0, 0, "missing: talon.yaml marks the repository root"))
+            ld.problems.append(
+                Problem(CONFIG_FILE, 0, 0, "missing: talon.yaml marks the repository root")
+            )
         return None
     data = f.loaded.data if isinstance(f.loaded.data, dict) else {}
     tz = data.get("timezone", "UTC")
@@ -232,7 +230,9 @@ def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
     default_exec = str(defaults.get("executor", "local"))
     if default_exec not in executors:
         ld.problems.append(
-            f.problem(("defaults", "executor"), _unknown("executor", default_exec, executors), value=True)
+            f.problem(
+                ("defaults", "executor"), _unknown("executor", default_exec, executors), value=True
+            )
         )
     return Config(
         root=root,
@@ -268,7 +268,10 @@ def _duration(ld: _Loader, f: _File, at: KeyPath, value: Any) -> float | None:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        ld.problems.append(f.problem(at, str(exc), value=True))
+        problem = f.problem(at, str(exc), value=True)
+        # The schema's pattern usually caught it already, at the same place: say it once.
+        if not any((p.path, p.line, p.col) == (problem.path, problem.line, problem.col) for p in ld.problems):
+            ld.problems.append(problem)
         return None
 
 
@@ -276,7 +279,11 @@ def _string_col(f: _File, at: KeyPath, offset: int) -> tuple[int, int]:
     """Column of character `offset` inside the string value at `at` (past an opening quote)."""
     line, col = f.at(at, value=True)
     lines = f.loaded.lines
-    if 0 < line <= len(lines) and col - 1 < len(lines[line - 1]) and lines[line - 1][col - 1] in "'\"":
+    if (
+        0 < line <= len(lines)
+        and col - 1 < len(lines[line - 1])
+        and lines[line - 1][col - 1] in "'\""
+    ):
         col += 1
     return line, col + offset
 
@@ -297,7 +304,9 @@ def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | No
             trig = parse_windows(list(raw["windows"]))
             days = raw.get("days")
             if days is not None:
-                day_trig = parse_phrase(f"hourly on {days if isinstance(days, str) else ','.join(days)}")
+                day_trig = parse_phrase(
+                    f"hourly on {days if isinstance(days, str) else ','.join(days)}"
+                )
                 return type(trig)(trig.windows, day_trig.days)
             return trig
     except TriggerSyntaxError as exc:
@@ -313,7 +322,25 @@ def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | No
     return None  # shapes the schema rejects are already reported
 
 
-def _build_job(ld: _Loader, f: _File, name: str, d: dict[str, Any], config: Config | None) -> Job | None:
+def _check_names(ld: _Loader, f: _File, name: str, d: Mapping[str, Any], names: set[str]) -> None:
+    """References to other jobs, checked against every defined name (valid or not)."""
+    base: KeyPath = ("jobs", name)
+    after = (d.get("constraints") or {}).get("after") if isinstance(d.get("constraints"), dict) else None
+    for i, item in enumerate(after if isinstance(after, list) else []):
+        target = item.get("job") if isinstance(item, dict) else item
+        if isinstance(target, str) and target not in names:
+            at = (*base, "constraints", "after", i)
+            ld.problems.append(f.problem(at, f"after: {_unknown('job', target, sorted(names))}", value=True))
+    raw = d.get("trigger")
+    for i, trig in enumerate(raw if isinstance(raw, list) else [raw]):
+        if isinstance(trig, dict) and isinstance(trig.get("after"), str) and trig["after"] not in names:
+            at = (*base, "trigger", i) if isinstance(raw, list) else (*base, "trigger")
+            ld.problems.append(f.problem(at, f"trigger: {_unknown('job', trig['after'], sorted(names))}", value=True))
+
+
+def _build_job(
+    ld: _Loader, f: _File, name: str, d: dict[str, Any], config: Config | None
+) -> Job | None:
     base: KeyPath = ("jobs", name)
     line, col = f.at(base)
     before = len(ld.problems)
@@ -331,7 +358,11 @@ def _build_job(ld: _Loader, f: _File, name: str, d: dict[str, Any], config: Conf
         ld.problems.append(f.problem((*base, "timezone"), f"unknown timezone '{tz}'", value=True))
         tz = "UTC"
     period = d.get("period", "daily")
-    ptype_raw, offset = (period.get("type", "daily"), period.get("offset", 0)) if isinstance(period, dict) else (period, 0)
+    ptype_raw, offset = (
+        (period.get("type", "daily"), period.get("offset", 0))
+        if isinstance(period, dict)
+        else (period, 0)
+    )
     try:
         ptype = PeriodType(ptype_raw)
     except ValueError:
@@ -360,7 +391,14 @@ def _build_job(ld: _Loader, f: _File, name: str, d: dict[str, Any], config: Conf
         for r in (d.get("resources") or [])
         if isinstance(r, dict)
     )
-    executor = str(d.get("executor") or ("inprocess" if has_call and not has_cmd else (config.default_executor if config else "local")))
+    executor = str(
+        d.get("executor")
+        or (
+            "inprocess"
+            if has_call and not has_cmd
+            else (config.default_executor if config else "local")
+        )
+    )
     poll = _duration(ld, f, (*base, "poll"), d.get("poll")) or DEFAULT_POLL_S
     timeout = _duration(ld, f, (*base, "timeout"), d.get("timeout"))
     expected = _duration(ld, f, (*base, "expected_duration"), d.get("expected_duration"))
@@ -403,7 +441,9 @@ def _parse_start(ld: _Loader, f: _File, at: KeyPath, raw: Any, tz: str) -> datet
     try:
         value = datetime.fromisoformat(str(raw))
     except ValueError:
-        ld.problems.append(f.problem(at, f"start: '{raw}' is not an ISO-8601 date or datetime", value=True))
+        ld.problems.append(
+            f.problem(at, f"start: '{raw}' is not an ISO-8601 date or datetime", value=True)
+        )
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
@@ -438,7 +478,12 @@ def _build_constraints(
             continue
         if key not in known:
             msg = _unknown("constraint", key, sorted(BUILTIN_CONSTRAINTS | set(known)))
-            ld.problems.append(f.problem((*at, key), f"{msg}; plugin constraints are named in talon.yaml plugins.constraints"))
+            ld.problems.append(
+                f.problem(
+                    (*at, key),
+                    f"{msg}; plugin constraints are named in talon.yaml plugins.constraints",
+                )
+            )
             continue
         plugins.append(PluginCheck(key, known[key], value))
     return Constraints(
@@ -462,34 +507,46 @@ def _check_references(
         f = where[name]
         base: KeyPath = ("jobs", name)
         if job.executor not in config.executors:
-            ld.problems.append(f.problem((*base, "executor"), _unknown("executor", job.executor, config.executors), value=True))
+            ld.problems.append(
+                f.problem(
+                    (*base, "executor"),
+                    _unknown("executor", job.executor, config.executors),
+                    value=True,
+                )
+            )
         for secret in job.secrets:
             if secret not in config.secrets:
-                ld.problems.append(f.problem((*base, "secrets"), _unknown("secret", secret, config.secrets), value=True))
-        for i, dep in enumerate(job.constraints.after):
-            if dep.job not in jobs:
                 ld.problems.append(
-                    f.problem((*base, "constraints", "after", i), f"after: {_unknown('job', dep.job, jobs)}", value=True)
+                    f.problem(
+                        (*base, "secrets"), _unknown("secret", secret, config.secrets), value=True
+                    )
                 )
-        raw_trig = f.loaded.data["jobs"][name].get("trigger")
-        for i, trig in enumerate(job.triggers):
-            if isinstance(trig, AfterTrigger) and trig.job not in jobs:
-                at = (*base, "trigger", i) if isinstance(raw_trig, list) else (*base, "trigger")
-                ld.problems.append(f.problem(at, f"trigger: {_unknown('job', trig.job, jobs)}", value=True))
         for i, req in enumerate(job.resources):
             if not candidates(leaves, req):
                 where_txt = "".join(f", {k}={v}" for k, v in req.where.items())
                 ld.problems.append(
-                    f.problem((*base, "resources", i), f"resources: selector '{req.select}'{where_txt} matches no resource", value=True)
+                    f.problem(
+                        (*base, "resources", i),
+                        f"resources: selector '{req.select}'{where_txt} matches no resource",
+                        value=True,
+                    )
                 )
             elif req.count > len(candidates(leaves, req)):
                 ld.problems.append(
-                    f.problem((*base, "resources", i), f"resources: '{req.select}' asks for {req.count} but only {len(candidates(leaves, req))} match", value=True)
+                    f.problem(
+                        (*base, "resources", i),
+                        f"resources: '{req.select}' asks for {req.count} but only {len(candidates(leaves, req))} match",
+                        value=True,
+                    )
                 )
     for cycle in _cycles(jobs):
         first = jobs[cycle[0]]
         path = " -> ".join([*cycle, cycle[0]])
-        ld.problems.append(Problem(first.source.path, first.source.line, first.source.col, f"dependency cycle: {path}"))
+        ld.problems.append(
+            Problem(
+                first.source.path, first.source.line, first.source.col, f"dependency cycle: {path}"
+            )
+        )
 
 
 def _edges(job: Job) -> Iterator[str]:

@@ -196,11 +196,15 @@ class FileStore:
             return CorruptRun(path, why, None)
         return CorruptRun(path, why, dest)
 
-    def runs_in(self, period_key: str, job: str, on_corrupt: Callable[[CorruptRun], None] | None = None) -> list[Run]:
+    def runs_in(
+        self, period_key: str, job: str, on_corrupt: Callable[[CorruptRun], None] | None = None
+    ) -> list[Run]:
         """Every run of `job` in one period, oldest first (ids sort by trigger instant)."""
         directory = self.run_dir(period_key, job)
         try:
-            names = sorted(n for n in os.listdir(directory) if n.endswith(RUN_SUFFIX) and not n.startswith("."))
+            names = sorted(
+                n for n in os.listdir(directory) if n.endswith(RUN_SUFFIX) and not n.startswith(".")
+            )
         except FileNotFoundError:
             return []
         out = []

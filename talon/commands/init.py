@@ -18,7 +18,9 @@ def init(target: Path) -> list[Path]:
     written: list[Path] = []
     with resources.as_file(template) as src:
         files = sorted(p for p in Path(src).rglob("*") if p.is_file())
-        clashes = [target / p.relative_to(src) for p in files if (target / p.relative_to(src)).exists()]
+        clashes = [
+            target / p.relative_to(src) for p in files if (target / p.relative_to(src)).exists()
+        ]
         if clashes:
             raise UsageError(f"{clashes[0]} exists already: init writes only into a new repository")
         for p in files:

@@ -1,0 +1,135 @@
+"""The pass's bookkeeping under `state/.talon/`: which runs are open, and each job's cursor.
+
+This is a cache of what the run files say, never the truth: it lets a pass read only the runs
+that can matter instead of every file under `state/`, and know each job's next due instant
+without computing it. When it is missing or damaged it is rebuilt by one full scan.
+
+- `open`: paths (relative to state/) of runs that may be blocked, ready or running. A creator
+  adds the path *before* creating the run file, so a crash never leaves a run unknown; stale
+  entries (runs that have ended) are harmless and dropped at the end of a pass.
+- `cursors`: per job, the definition hash, how far its timed triggers were processed, and its
+  next due instant.
+- `checked`: when each blocked run's constraints were last checked (poll intervals), kept out
+  of the run files so that `git diff state/` shows decisions, not heartbeats.
+- `durations`: the last successful durations of each job, for duration-based progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from talon.plan import Cursor
+from talon.runs import OPEN_STATES
+from talon.store import BOOK_DIR, CorruptRun, FileStore
+
+INDEX = "index.json"
+JOURNAL = "journal"
+KEEP_DURATIONS = 20
+
+
+@dataclass
+class Book:
+    open: set[str] = field(default_factory=set)
+    cursors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checked: dict[str, float] = field(default_factory=dict)
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    dirty: bool = False
+
+    def cursor(self, job: str) -> Cursor | None:
+        raw = self.cursors.get(job)
+        if raw is None:
+            return None
+        try:
+            nd = raw.get("next_due")
+            from datetime import UTC
+
+            return Cursor(
+                raw["hash"],
+                datetime.fromisoformat(raw["cursor"]),
+                datetime.fromtimestamp(nd, UTC) if nd is not None else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def set_cursor(self, job: str, cursor: Cursor) -> None:
+        self.cursors[job] = cursor.as_json()
+        self.dirty = True
+
+    def add_duration(self, job: str, seconds: float) -> None:
+        self.durations[job] = [*self.durations.get(job, []), round(seconds, 3)][-KEEP_DURATIONS:]
+        self.dirty = True
+
+
+def load(store: FileStore) -> Book:
+    """The book, with journal entries folded in; rebuilt by a full scan when missing."""
+    data = store.load_book(INDEX)
+    if data is None:
+        book = rebuild(store)
+    else:
+        book = Book(
+            open=set(data.get("open", [])),
+            cursors=dict(data.get("cursors", {})),
+            checked=dict(data.get("checked", {})),
+            durations=dict(data.get("durations", {})),
+        )
+    try:
+        with open(store.book / JOURNAL, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("+") and line.endswith("\n"):
+                    book.open.add(line[1:-1])
+                    book.dirty = True
+    except FileNotFoundError:
+        pass
+    return book
+
+
+def journal_open(store: FileStore, relpath: str) -> None:
+    """Record a run as open before its file exists (appended, so concurrent writers are safe)."""
+    store.book.mkdir(parents=True, exist_ok=True)
+    fd = os.open(store.book / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"+{relpath}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def save(store: FileStore, book: Book) -> None:
+    """Write the index and empty the journal; callers hold the pass lock."""
+    data = {
+        "version": 1,
+        "open": sorted(book.open),
+        "cursors": book.cursors,
+        "checked": book.checked,
+        "durations": book.durations,
+    }
+    store.save_book(INDEX, data)
+    try:
+        os.truncate(store.book / JOURNAL, 0)
+    except FileNotFoundError:
+        pass
+    book.dirty = False
+
+
+def rebuild(store: FileStore) -> Book:
+    """Scan every run file once: the open ones go in the index."""
+    book = Book(dirty=True)
+    for path in store.iter_run_files():
+        try:
+            run = store.read(path)
+        except (CorruptRun, FileNotFoundError):
+            continue
+        if run.state in OPEN_STATES:
+            book.open.add(path.relative_to(store.root).as_posix())
+    return book
+
+
+def describe(store: FileStore) -> str:
+    return f"{store.root / BOOK_DIR / INDEX}"
+
+
+def dumps(book: Book) -> str:
+    return json.dumps(sorted(book.open))

@@ -1,0 +1,22 @@
+"""`talon artifact add URL [--name N]`: record an artifact of the current run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+
+from talon.cli import EXIT_OK, parse_now
+from talon.commands.progress import locate_run
+from talon.markers import format_marker
+from talon.report import record_artifact
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    path = locate_run(args.run, args.directory, environ)
+    if path is None:
+        payload = {"url": args.url, **({"name": args.name} if args.name else {})}
+        print(format_marker("artifact", payload), flush=True)
+        return EXIT_OK
+    record_artifact(path, args.url, args.name, parse_now(args.now))
+    return EXIT_OK

@@ -1,0 +1,102 @@
+"""`talon explain JOB|RUN`: why a run is blocked, ready, skipped or failed; when a job next fires."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.output import emit_json
+from talon.problems import ProblemsError
+from talon.repo import Repo, open_repo, report_problems
+from talon.runs import Run, State
+from talon.store import StoreError
+from talon.triggers import is_timed, next_fire
+
+
+def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {"run": run.id, "job": run.job, "period": run.period_key, "state": run.state.value}
+    out["reason"] = run.reason
+    out["checks"] = [dict(c) for c in run.checks]
+    job = repo.spec.jobs.get(run.job)
+    if job is None:
+        out["now"] = f"job {run.job} is no longer in the schedule"
+    elif run.state in (State.BLOCKED, State.READY):
+        from talon.passes import Pass
+
+        p = Pass(repo.spec, repo.store, now, dry_run=True)
+        from talon import bookkeeping
+        from talon.passes import PassView
+
+        p.book = bookkeeping.load(repo.store)
+        p.view = PassView(repo.store)
+        p._load_open()  # noqa: SLF001 - explain reuses the pass's own view of open runs
+        from talon.constraints import combine, evaluate
+
+        checks = evaluate(run, job, repo.spec, p.view, now, p.plugins() if job.constraints.plugins else {})
+        state, reason = combine(checks)
+        out["now"] = {"state": state.value, "reason": reason, "checks": [c.as_json(now) for c in checks]}
+    return out
+
+
+def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
+    from talon.plan import period_for
+
+    job = repo.job(name)
+    period = period_for(job, now)
+    runs = repo.store.runs_in(period.key, name)
+    fire = next_fire(job.triggers, now, ZoneInfo(job.timezone), job.dst) if is_timed(job.triggers) else None
+    return {
+        "job": name,
+        "defined_at": str(job.source),
+        "period": period.key,
+        "runs": [{"run": r.id, "state": r.state.value, "reason": r.reason} for r in runs],
+        "next_trigger": fire.at.isoformat() if fire else None,
+        "next_trigger_note": fire.note if fire else None,
+        "triggers": [type(t).__name__ for t in job.triggers],
+    }
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("explain", exc)
+    now = parse_now(args.now)
+    if "@" in args.target or args.target.endswith(".json"):
+        try:
+            result = explain_run(repo, repo.store.read(repo.store.find(args.target)), now)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        result = explain_job(repo, args.target, now)
+    if args.json:
+        emit_json(result)
+        return EXIT_OK
+    if "run" in result:
+        print(f"{result['run']} ({result['job']}, {result['period']}) is {result['state']}")
+        if result["reason"]:
+            print(f"  because: {result['reason']}")
+        for c in result["checks"]:
+            print(f"  {c['constraint']}: {c['verdict']} — {c['reason']} (since {c['at']})")
+        live = result.get("now")
+        if isinstance(live, dict) and (live["state"], live["reason"]) != (result["state"], result["reason"]):
+            print(f"  checked now: would be {live['state']}" + (f": {live['reason']}" if live["reason"] else ""))
+        elif isinstance(live, str):
+            print(f"  {live}")
+    else:
+        print(f"{result['job']} (defined at {result['defined_at']}), period {result['period']}")
+        if not result["runs"]:
+            print("  no runs in this period yet")
+        for r in result["runs"]:
+            print(f"  {r['run']}: {r['state']}" + (f" — {r['reason']}" if r["reason"] else ""))
+        if result["next_trigger"]:
+            note = f" ({result['next_trigger_note']})" if result["next_trigger_note"] else ""
+            print(f"  next trigger: {result['next_trigger']}{note}")
+        else:
+            print(f"  no timed trigger ({', '.join(result['triggers']) or 'none'})")
+    return EXIT_OK

@@ -1,0 +1,132 @@
+"""`talon fsck [--repair]`: check the state directory; repair by quarantining and settling.
+
+Finds unreadable run files, temporary files left by killed writers, open runs missing from
+the index, and runs stuck without an owner (running with no handle). It never deletes: with
+`--repair`, damaged and stray files are moved aside (`<name>.corrupt-<stamp>`, or under
+`state/.talon/quarantine/`), the index is rebuilt, and a pass settles stuck runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from talon import bookkeeping
+from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
+from talon.output import emit_json
+from talon.problems import ProblemsError
+from talon.repo import open_repo, report_problems
+from talon.runs import OPEN_STATES, State
+from talon.store import BOOK_DIR, RUN_SUFFIX, CorruptRun, FileStore
+
+_TMP = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
+    findings: list[dict[str, Any]] = []
+    quarantine = store.book / "quarantine"
+    book = bookkeeping.load(store)
+    open_found: set[str] = set()
+    if not store.root.is_dir():
+        return findings
+    for dirpath, dirnames, filenames in os.walk(store.root):
+        d = Path(dirpath)
+        rel_dir = d.relative_to(store.root)
+        if rel_dir.parts and rel_dir.parts[0] == BOOK_DIR:
+            dirnames[:] = []
+            continue
+        for name in sorted(filenames):
+            path = d / name
+            m = _TMP.match(name)
+            if m:
+                alive = _pid_alive(int(m.group(1)))
+                if not alive:
+                    findings.append({"path": str(path), "problem": "temporary file left by a killed writer"})
+                    if repair:
+                        quarantine.mkdir(parents=True, exist_ok=True)
+                        os.rename(path, quarantine / f"{'_'.join(rel_dir.parts)}_{name}")
+                continue
+            if not name.endswith(RUN_SUFFIX) or name.startswith("."):
+                if name.endswith((".log",)) or ".corrupt-" in name:
+                    continue
+                if len(rel_dir.parts) == 2:
+                    findings.append({"path": str(path), "problem": "foreign file (ignored by Talon)"})
+                continue
+            if len(rel_dir.parts) != 2:
+                findings.append({"path": str(path), "problem": "run file outside state/<period>/<job>/ (ignored)"})
+                continue
+            try:
+                run = (store.read if repair else _peek)(path)
+            except CorruptRun as exc:
+                findings.append({"path": str(path), "problem": f"unreadable: {exc.why}", "moved_to": str(exc.moved_to)})
+                continue
+            except (ValueError, KeyError, TypeError) as exc:
+                findings.append({"path": str(path), "problem": f"unreadable: {exc}"})
+                continue
+            rel = path.relative_to(store.root).as_posix()
+            if run.state in OPEN_STATES:
+                open_found.add(rel)
+                if rel not in book.open:
+                    findings.append({"path": str(path), "problem": f"{run.state.value} run missing from the index"})
+                if run.state is State.RUNNING and not (run.executor or {}).get("handle"):
+                    findings.append({"path": str(path), "problem": "running with no handle (dispatch interrupted)"})
+    for lock in sorted((store.book / "locks").glob("*.lock")) if (store.book / "locks").is_dir() else []:
+        if store.lock_mode == "lockfile" and lock.stat().st_size >= 0:
+            findings.append({"path": str(lock), "problem": "lock marker present (stale if no talon process runs)"})
+    if repair:
+        book.open = open_found | {p for p in book.open if (store.root / p).is_file()}
+        with store.locked("@pass"):
+            bookkeeping.save(store, book)
+    return findings
+
+
+def _peek(path: Path) -> Any:
+    import json
+
+    from talon.runs import Run
+
+    text = path.read_text("utf-8")
+    if not text.strip():
+        raise ValueError("empty file")
+    return Run.from_json(json.loads(text))
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("fsck", exc)
+    now = parse_now(args.now)
+    findings = scan(repo.store, now, args.repair)
+    settled: list[str] = []
+    if args.repair:
+        from talon.passes import Pass
+
+        settled = [str(d) for d in Pass(repo.spec, repo.store, now).run()]
+    if args.json:
+        emit_json({"findings": findings, "settled": settled})
+    else:
+        for f in findings:
+            extra = f" (moved to {f['moved_to']})" if f.get("moved_to") else ""
+            print(f"{f['path']}: {f['problem']}{extra}")
+        for line in settled:
+            print(f"repair: {line}")
+        if not findings:
+            print("state is clean")
+    serious = [f for f in findings if not f["problem"].startswith(("foreign", "lock marker"))]
+    return EXIT_FAILED if serious and not args.repair else EXIT_OK

@@ -1,0 +1,66 @@
+"""`talon plan [--until TIME]`: what reconcile would do now, or over a simulated span."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from datetime import datetime
+
+from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.output import emit_json
+from talon.plan import Decision
+from talon.problems import ProblemsError
+from talon.repo import Repo, open_repo, report_problems
+
+
+def simulate(repo: Repo, start: datetime, until: datetime | None) -> list[tuple[datetime, Decision]]:
+    """Dry-run passes at `start` and at every due instant up to `until`, writing nothing.
+
+    Runs the plan starts are assumed to keep running (their outcome is unknown), so later
+    steps show what would be created, unblocked or skipped, not what would succeed.
+    """
+    from talon.passes import Pass, PassView
+
+    out: list[tuple[datetime, Decision]] = []
+    view: PassView | None = None
+    book = None
+    now = start
+    for _ in range(10_000):
+        p = Pass(repo.spec, repo.store, now, dry_run=True)
+        if view is not None and book is not None:
+            p.book, p.view = book, view
+            decisions = p.steps_on_loaded()
+        else:
+            decisions = p.run()
+        view, book = p.view, p.book
+        out.extend((now, d) for d in decisions)
+        if until is None:
+            break
+        due = [c.next_due for c in (book.cursor(j) for j in repo.spec.jobs) if c and c.next_due]
+        later = [d for d in due if d > now]
+        if not later or min(later) > until:
+            break
+        now = min(later)
+    return out
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("plan", exc)
+    now = parse_now(args.now)
+    until = parse_now(args.until) if args.until else None
+    if until is not None and until < now:
+        raise UsageError("--until is before --now")
+    steps = simulate(repo, now, until)
+    if args.json:
+        emit_json([{"at": at.isoformat(), **d.as_json()} for at, d in steps])
+    elif not steps:
+        print("nothing to do")
+    else:
+        for at, d in steps:
+            prefix = f"{at.isoformat(timespec='seconds')}  " if until is not None else ""
+            print(f"{prefix}{d}")
+    return EXIT_OK

@@ -1,0 +1,61 @@
+"""`talon progress --percent P | --item NAME=STATE [--total N]`: report from inside a job.
+
+The run comes from `--run`, or `TALON_RUN_FILE`, or `TALON_RUN_ID` with `TALON_REPO`. Where
+no run file is reachable (the job runs on another host), the report is printed as a marker
+line, which Talon folds into the run file when it collects the run's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.markers import format_marker
+from talon.report import ITEM_STATES, record_progress
+
+
+def locate_run(run_ref: str | None, directory: str | None, environ: Mapping[str, str]) -> Path | None:
+    """The run file to report to, or None when it is not reachable from here."""
+    if run_ref is None and environ.get("TALON_RUN_FILE"):
+        path = Path(environ["TALON_RUN_FILE"])
+        return path if path.is_file() else None
+    ref = run_ref or environ.get("TALON_RUN_ID")
+    if ref is None:
+        raise UsageError("no run: give --run RUN, or call this from a job (TALON_RUN_ID is not set)")
+    from talon.repo import open_repo_store
+    from talon.store import StoreError
+
+    try:
+        return open_repo_store(directory, environ).find(ref)
+    except (StoreError, UsageError):
+        if run_ref is not None:
+            raise
+        return None
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    report: dict[str, Any]
+    if args.percent is not None:
+        if not 0 <= args.percent <= 100:
+            raise UsageError("--percent must be between 0 and 100")
+        report = {"kind": "percent", "percent": args.percent}
+    else:
+        items = {}
+        for pair in args.item:
+            name, sep, state = pair.partition("=")
+            if not sep or not name or state not in ITEM_STATES:
+                raise UsageError(f"--item {pair!r}: expected NAME=STATE with STATE one of {', '.join(ITEM_STATES)}")
+            items[name] = state
+        report = {"kind": "items", "items": items}
+        if args.total is not None:
+            report["total"] = args.total
+    path = locate_run(args.run, args.directory, environ)
+    if path is None:
+        print(format_marker("progress", report), flush=True)
+        return EXIT_OK
+    record_progress(path, report, parse_now(args.now))
+    return EXIT_OK

@@ -1,0 +1,60 @@
+"""`talon reconcile [--wait]`: one pass (or passes until nothing is ready or running)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
+from talon.output import emit_json
+from talon.plan import Decision
+from talon.problems import ProblemsError
+from talon.repo import Repo, open_repo, report_problems
+from talon.runs import State
+
+
+def one_pass(repo: Repo, now: datetime, environ: Mapping[str, str]) -> tuple[list[Decision], list[str], bool]:
+    """Run a pass; returns (decisions, problems, whether anything is still ready or running)."""
+    from talon.passes import Pass
+
+    p = Pass(repo.spec, repo.store, now, environ=environ)
+    decisions = p.run()
+    assert p.view is not None
+    active = any(
+        r.state in (State.READY, State.RUNNING) for by_job in p.view.open_by_job.values() for r in by_job.values()
+    )
+    return decisions, p.problems, active
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("reconcile", exc)
+    fixed_now = parse_now(args.now) if args.now else None
+    started = time.monotonic()
+    all_decisions: list[Decision] = []
+    failed_any = False
+    delay = 0.002
+    while True:
+        now = fixed_now + timedelta(seconds=time.monotonic() - started) if fixed_now else parse_now(None)
+        decisions, problems, active = one_pass(repo, now, environ)
+        for problem in problems:
+            print(f"talon reconcile: {problem}", file=sys.stderr)
+        all_decisions.extend(decisions)
+        if not args.json:
+            for d in decisions:
+                print(d, flush=True)
+        failed_any = failed_any or any(d.action == "fail" for d in decisions)
+        if not args.wait or not active:
+            break
+        # Back off while nothing changes; start over fast when something does.
+        delay = 0.002 if decisions else min(delay * 2, 0.5)
+        time.sleep(delay)
+    if args.json:
+        emit_json([d.as_json() for d in all_decisions])
+    return EXIT_FAILED if args.wait and failed_any else EXIT_OK

@@ -1,0 +1,79 @@
+"""`talon resources`: every leaf of the tree with its capacity, holders and waiters."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from talon import bookkeeping
+from talon.cli import EXIT_OK
+from talon.output import emit_json, table
+from talon.problems import ProblemsError
+from talon.repo import Repo, open_repo, report_problems
+from talon.resources import candidates
+from talon.runs import Run, State
+
+
+def tree(repo: Repo) -> list[dict[str, Any]]:
+    book = bookkeeping.load(repo.store)
+    open_runs: list[Run] = []
+    for rel in sorted(book.open):
+        try:
+            run = repo.store.read(repo.store.root / rel)
+        except (OSError, ValueError):
+            continue
+        open_runs.append(run)
+    rows = []
+    for leaf in repo.spec.resources:
+        holders = [
+            {"run": r.id, "slots": int(g.get("slots", 1))}
+            for r in open_runs
+            if r.state is State.RUNNING
+            for g in r.resources
+            if g.get("path") == leaf.path
+        ]
+        waiters = []
+        for r in open_runs:
+            job = repo.spec.jobs.get(r.job)
+            if r.state is not State.READY or job is None or not (r.reason or "").startswith("waiting for resources"):
+                continue
+            if any(leaf in candidates(repo.spec.resources, req) for req in job.resources):
+                waiters.append(r.id)
+        rows.append(
+            {
+                "path": leaf.path,
+                "capacity": leaf.capacity,
+                "in_use": sum(h["slots"] for h in holders),
+                "holders": holders,
+                "waiting": waiters,
+                "attrs": dict(leaf.attrs),
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("resources", exc)
+    rows = tree(repo)
+    if args.json:
+        emit_json(rows)
+        return EXIT_OK
+    table(
+        ["RESOURCE", "USED", "HOLDERS", "WAITING", "ATTRIBUTES"],
+        [
+            [
+                r["path"],
+                f"{r['in_use']}/{r['capacity']}",
+                ", ".join(h["run"] for h in r["holders"]) or "-",
+                ", ".join(r["waiting"]) or "-",
+                " ".join(f"{k}={v}" for k, v in r["attrs"].items()),
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK

@@ -1,0 +1,33 @@
+"""`talon retry RUN`: a new attempt in the same period."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+
+from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.creating import create_unique
+from talon.plan import next_attempt
+from talon.problems import ProblemsError
+from talon.repo import open_repo, report_problems
+from talon.store import StoreError
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("retry", exc)
+    now = parse_now(args.now)
+    try:
+        old = repo.store.read(repo.store.find(args.run))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if not old.state.terminal:
+        raise UsageError(f"{old.id} is {old.state.value}; only a finished run can be retried")
+    job = repo.job(old.job)
+    existing = repo.store.runs_in(old.period_key, old.job)
+    created = create_unique(repo.store, next_attempt(job, old, now, existing, "retry"))
+    print(created.id)
+    return EXIT_OK

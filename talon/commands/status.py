@@ -1,0 +1,96 @@
+"""`talon status [--period KEY] [--job NAME]`: runs of the current periods."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from datetime import datetime
+
+from talon import bookkeeping
+from talon.cli import EXIT_OK, parse_now
+from talon.durations import format_duration
+from talon.output import emit_json, table
+from talon.plan import period_for
+from talon.problems import ProblemsError
+from talon.progress import describe, effective, expected_seconds
+from talon.repo import Repo, open_repo, report_problems
+from talon.runs import Run
+
+
+def gather(repo: Repo, now: datetime, period: str | None, job_name: str | None) -> list[Run]:
+    book = bookkeeping.load(repo.store)
+    runs: dict[str, Run] = {}
+    names = [repo.job(job_name).name] if job_name else sorted(repo.spec.jobs)
+    for name in names:
+        job = repo.spec.jobs[name]
+        key = period or period_for(job, now).key
+        for run in repo.store.runs_in(key, name):
+            runs[run.id] = run
+    if period is None:
+        for rel in book.open:  # open runs of earlier periods matter too
+            parts = rel.split("/")
+            if len(parts) == 3 and (job_name is None or parts[1] == job_name):
+                try:
+                    run = repo.store.read(repo.store.root / rel)
+                except (OSError, ValueError):
+                    continue
+                if not run.state.terminal:
+                    runs[run.id] = run
+    return sorted(runs.values(), key=lambda r: (r.job, r.created, r.id))
+
+
+def row(repo: Repo, run: Run, now: datetime, durations: Mapping[str, list[float]]) -> dict[str, object]:
+    job = repo.spec.jobs.get(run.job)
+    expected = expected_seconds(job.expected_duration_s if job else None, durations.get(run.job, []))
+    progress = effective(run, now, expected)
+    duration = None
+    if run.started:
+        end = datetime.fromisoformat(run.finished) if run.finished else now
+        duration = (end - datetime.fromisoformat(run.started)).total_seconds()
+    return {
+        "job": run.job,
+        "period": run.period_key,
+        "run": run.id,
+        "state": run.state.value,
+        "progress": progress,
+        "started": run.started,
+        "duration_s": duration,
+        "reason": run.reason,
+        "artifacts": [dict(a) for a in run.artifacts],
+        "_progress": describe(progress),
+    }
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        repo = open_repo(args.directory, environ)
+    except ProblemsError as exc:
+        return report_problems("status", exc)
+    now = parse_now(args.now)
+    runs = gather(repo, now, args.period, args.job)
+    durations = bookkeeping.load(repo.store).durations
+    rows = [row(repo, r, now, durations) for r in runs]
+    if args.json:
+        emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        return EXIT_OK
+    if not rows:
+        print("no runs in the current periods")
+        return EXIT_OK
+    table(
+        ["JOB", "PERIOD", "RUN", "STATE", "PROGRESS", "STARTED", "DURATION", "REASON"],
+        [
+            [
+                r["job"],
+                r["period"],
+                r["run"],
+                r["state"],
+                r["_progress"],
+                r["started"] or "",
+                format_duration(float(r["duration_s"])) if isinstance(r["duration_s"], float) else "",
+                r["reason"] or "",
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK

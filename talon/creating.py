@@ -1,0 +1,31 @@
+"""Creating runs outside a pass (trigger, retry, backfill): under the pass lock, journalled.
+
+Every creator registers the run in the open-run journal before writing its file, and holds
+the pass lock while doing so, so a concurrent pass never misses it.
+"""
+
+from __future__ import annotations
+
+from talon import bookkeeping
+from talon.passes import PASS_LOCK
+from talon.runs import Run
+from talon.store import FileStore
+
+
+def create_run(store: FileStore, run: Run) -> bool:
+    store.ensure()
+    with store.locked(PASS_LOCK, timeout=300):
+        bookkeeping.journal_open(store, f"{run.period_key}/{run.job}/{run.id}.json")
+        return store.create(run)
+
+
+def create_unique(store: FileStore, run: Run) -> Run:
+    """Create `run`, adding -2, -3… to its id if the id is taken (external triggers)."""
+    from dataclasses import replace
+
+    candidate = run
+    for n in range(2, 1000):
+        if create_run(store, candidate):
+            return candidate
+        candidate = replace(run, id=f"{run.id}-{n}")
+    raise RuntimeError(f"could not find a free id for {run.id}")

@@ -1,0 +1,290 @@
+"""The run wrapper shared by the ssh, sge and slurm executors (Tron's action runner, in POSIX sh).
+
+A run started on another host or by a cluster scheduler must outlive the `talon reconcile` that
+started it, and a later pass must be able to tell how it ended. The wrapper makes that possible
+with a few small files in the run's *state directory*:
+
+    pid        the wrapper's pid, written first. The ssh executor starts the wrapper with
+               `setsid`, so this is also the process group of the run: cancel signals the group.
+    out        the command's combined stdout and stderr (ssh; the cluster executors let the
+               scheduler write the output to the log instead)
+    rc         the command's exit status (128+N for signal N), written atomically when it ends
+    timed_out  present when the watchdog stopped the command for exceeding timeout_s
+    cancelled  present when Talon cancelled the run
+
+Exit statuses the wrapper makes up itself:
+
+    124  the run timed out and stopped on SIGTERM (the watchdog then had to SIGKILL the whole
+         group, wrapper included, if it ignored SIGTERM for `kill_grace_s`: the scheduler then
+         reports 137 and `timed_out` tells why)
+    125  the wrapper could not start the command (e.g. the working directory is missing)
+
+The command is never re-split: an argv tuple is shell-quoted word by word, a string command is
+handed to `/bin/sh -c` as one quoted word, and every environment value is exported quoted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+EXIT_TIMED_OUT = 124
+EXIT_NOT_STARTED = 125
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def command_line(command: str | tuple[str, ...]) -> str:
+    """The command as one line of POSIX sh, each argument arriving literally."""
+    if isinstance(command, str):
+        return "/bin/sh -c " + shlex.quote(command)
+    if not command:
+        raise ValueError("empty argv")
+    return " ".join(shlex.quote(arg) for arg in command)
+
+
+def wrapper_script(
+    command: str | tuple[str, ...],
+    *,
+    state_dir: str,
+    env: Mapping[str, str],
+    workdir: str | None,
+    timeout_s: float | None,
+    output: str | None,
+    kill_grace_s: float = 10,
+    label: str = "",
+) -> str:
+    """The wrapper script text. `output` is a file for the command's output, or None to inherit
+    the wrapper's stdout (a cluster scheduler's `-o` file). Paths are taken literally (no `~`)."""
+    q = shlex.quote
+    d = q(state_dir)
+    safe_label = re.sub(r"[^A-Za-z0-9._:@+=,-]", "_", label)
+    lines = [
+        "#!/bin/sh",
+        f"# Talon run wrapper {safe_label}: pid and exit status go to $d",
+        f"d={d}",
+        'echo $$ > "$d/pid.tmp" 2>/dev/null && mv -f "$d/pid.tmp" "$d/pid"',
+        # survive the TERM that cancel and the watchdog send to the whole group, to record rc
+        "trap 'sig=1' TERM INT HUP",
+    ]
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not a valid environment variable name: {name!r}")
+        lines.append(f"export {name}={q(value)}")
+    redirect = f"> {q(output)} 2>&1" if output is not None else "2>&1"
+    say = f">> {q(output)}" if output is not None else ""
+    lines.append("rc=")
+    if workdir is not None:
+        complaint = q(f"talon: cannot change to directory {workdir}")
+        lines.append(
+            f"cd {q(workdir)} 2>/dev/null || {{ echo {complaint} {say}; rc={EXIT_NOT_STARTED}; }}"
+        )
+    if timeout_s is not None:
+        seconds = max(1, math.ceil(timeout_s))
+        grace = max(1, math.ceil(kill_grace_s))
+        # The watchdog polls once a second so that it never outlives the wrapper by more than
+        # that; it ignores TERM itself because it signals its own process group.
+        lines += [
+            "(",
+            "  exec </dev/null >/dev/null 2>&1",
+            "  trap '' TERM INT HUP",
+            f"  end=$(( $(date +%s) + {seconds} ))",
+            '  while [ "$(date +%s)" -lt "$end" ]; do sleep 1; [ -e "$d/rc" ] && exit 0; done',
+            '  : > "$d/timed_out"',
+            "  kill -TERM 0",
+            f"  sleep {grace}",
+            '  [ -e "$d/rc" ] || kill -KILL 0',
+            ") &",
+            "w=$!",
+        ]
+    lines += [
+        '[ -e "$d/cancelled" ] && rc=143',
+        f'[ -z "$rc" ] && {{ {command_line(command)} {redirect} < /dev/null; rc=$?; }}',
+    ]
+    if timeout_s is not None:
+        lines += [
+            'kill -KILL "$w" 2>/dev/null',
+            f'if [ -e "$d/timed_out" ]; then rc={EXIT_TIMED_OUT}; '
+            f"echo 'talon: timed out after {math.ceil(timeout_s)}s' {say}; fi",
+        ]
+    lines += [
+        'echo "$rc" > "$d/rc.tmp" 2>/dev/null && mv -f "$d/rc.tmp" "$d/rc"',
+        'exit "$rc"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def status_script(state_dir: str) -> str:
+    """A sh snippet printing `key=value` lines about a run (see `parse_status`).
+
+    Liveness is checked before the exit status: the wrapper writes rc before it exits, so a dead
+    wrapper without rc really ended without recording one. A zombie counts as dead (PID 1 may reap
+    late) and, where /proc exists, a pid whose command line does not name the run directory is a
+    reused pid, not our wrapper.
+    """
+    d = shlex.quote(state_dir)
+    return f"""d={d}
+p=$(cat "$d/pid" 2>/dev/null)
+alive=0
+if [ -n "$p" ]; then
+  if [ -d /proc/self ]; then
+    if [ -r "/proc/$p/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null \\
+       && tr '\\000' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$d"; then alive=1; fi
+  elif kill -0 "$p" 2>/dev/null; then alive=1; fi
+fi
+echo "dir=$([ -d "$d" ] && echo 1 || echo 0)"
+echo "pid=$p"
+echo "alive=$alive"
+echo "rc=$(cat "$d/rc" 2>/dev/null)"
+[ -e "$d/timed_out" ] && echo timed_out=1
+[ -e "$d/cancelled" ] && echo cancelled=1
+echo "out_size=$(wc -c < "$d/out" 2>/dev/null || echo 0)"
+"""
+
+
+def cancel_script(state_dir: str, kill_grace_s: float) -> str:
+    """A sh snippet that cancels the run: marks it, SIGTERMs its process group, waits up to
+    kill_grace_s for the wrapper to record the exit status, then SIGKILLs the group."""
+    d = shlex.quote(state_dir)
+    ticks = max(1, math.ceil(kill_grace_s * 10))
+    return f"""d={d}
+[ -d "$d" ] || exit 0
+: > "$d/cancelled"
+[ -e "$d/rc" ] && exit 0
+p=$(cat "$d/pid" 2>/dev/null)
+[ -n "$p" ] || exit 0
+kill -TERM -"$p" 2>/dev/null || exit 0
+i=0
+while [ ! -e "$d/rc" ] && [ "$i" -lt {ticks} ]; do sleep 0.1; i=$((i + 1)); done
+[ -e "$d/rc" ] || kill -KILL -"$p" 2>/dev/null
+exit 0
+"""
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What the state directory says about a run."""
+
+    exists: bool
+    pid: int | None
+    alive: bool
+    exit_code: int | None
+    timed_out: bool
+    cancelled: bool
+    out_size: int = 0
+
+
+def parse_status(text: str) -> RunStatus:
+    """Parse the output of `status_script`."""
+    kv: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep:
+            kv[key] = value.strip()
+    return RunStatus(
+        exists=kv.get("dir") == "1",
+        pid=_int_or_none(kv.get("pid")),
+        alive=kv.get("alive") == "1",
+        exit_code=_int_or_none(kv.get("rc")),
+        timed_out=kv.get("timed_out") == "1",
+        cancelled=kv.get("cancelled") == "1",
+        out_size=_int_or_none(kv.get("out_size")) or 0,
+    )
+
+
+def read_local_status(state_dir: Path) -> RunStatus:
+    """The same facts read directly, for a state directory on a filesystem this process sees
+    (the cluster executors' status_dir). Liveness is not known here: the scheduler says it."""
+    return RunStatus(
+        exists=state_dir.is_dir(),
+        pid=_int_or_none(_read(state_dir / "pid")),
+        alive=False,
+        exit_code=_int_or_none(_read(state_dir / "rc")),
+        timed_out=(state_dir / "timed_out").exists(),
+        cancelled=(state_dir / "cancelled").exists(),
+    )
+
+
+def describe_exit(exit_code: int, *, timed_out: bool = False, cancelled: bool = False) -> str:
+    """A short human reason for an exit status, e.g. "killed by signal 9 (SIGKILL)"."""
+    if cancelled:
+        return "cancelled"
+    if timed_out:
+        return "timed out" + ("" if exit_code == EXIT_TIMED_OUT else f" (exit {exit_code})")
+    if exit_code == 0:
+        return "succeeded"
+    if exit_code > 128:
+        num = exit_code - 128
+        try:
+            name = f" ({signal.Signals(num).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {num}{name}"
+    return f"exit status {exit_code}"
+
+
+def seconds(value: object, default: float) -> float:
+    """A duration from executor configuration: a number of seconds or "30s", "5m", "2h"."""
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
+        if m:
+            return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    raise ValueError(f"not a duration: {value!r} (a number of seconds, or e.g. 30s, 5m, 2h)")
+
+
+def job_name(run_id: str) -> str:
+    """The cluster job name of a run, `talon-<run id>`, with characters Grid Engine and Slurm
+    reject in names (`/ : @ \\ * ?` and whitespace) replaced, so a job can be found again by it."""
+    return "talon-" + re.sub(r"[^A-Za-z0-9._+=,-]", "_", run_id)
+
+
+class Since:
+    """A timestamp file in a local status directory: "since when has X been true".
+
+    The executors keep no state between calls except the handle, and the handle is written by the
+    caller; the status directory carries the few facts a later pass needs to measure a grace period
+    (host unreachable since, job missing from the queue since).
+    """
+
+    def __init__(self, status_dir: Path, name: str) -> None:
+        self.path = status_dir / name
+
+    def mark(self, now: datetime) -> datetime:
+        """Record `now` unless a time is recorded already; return the recorded time."""
+        try:
+            return datetime.fromisoformat(self.path.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            pass
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(now.isoformat(timespec="seconds") + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+        return now
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None

@@ -1,0 +1,590 @@
+"""One reconcile pass: collect, fire, check, dispatch. The shell around the pure decisions.
+
+Overlap safety: a pass holds the repository's pass lock (`state/.talon/locks/@pass.lock`)
+while it decides and records, so passes from cron, CI and `talon watch` run one after another
+and every trigger becomes one run and every run is dispatched at most once. Commands that
+touch a single run (progress, artifact, cancel) take only that job's lock, and every write
+re-reads the file under it. A pass killed at any instant leaves readable files: intent is
+written before a dispatch, and the next pass settles what was in flight (see `collect`).
+
+With `dry_run`, the same pass writes nothing and starts nothing: that is `talon plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from talon import bookkeeping
+from talon.constraints import Check, PluginFn, Verdict, combine, evaluate
+from talon.executors.base import Executor, Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.markers import parse_markers
+from talon.model import Job, Spec
+from talon.placeholders import PlaceholderError, substitute, values_for
+from talon.plan import Decision, due_fires, first_cursor, refresh_cursor, run_after_upstream, run_for_fire, next_attempt, settle
+from talon.resources import Grant, allocate
+from talon.runs import OPEN_STATES, Run, State, iso
+from talon.secrets import SecretError, resolve
+from talon.store import CorruptRun, FileStore
+from talon.triggers import AfterTrigger
+
+PASS_LOCK = "@pass"
+
+
+@dataclass
+class PassView:
+    """The constraint view over the store, with this pass's own changes folded in."""
+
+    store: FileStore
+    overlay: dict[str, Run] = field(default_factory=dict)  # relpath -> run (dry-run and cache)
+    _listing: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+    open_by_job: dict[str, dict[str, Run]] = field(default_factory=dict)
+
+    def runs_in(self, period_key: str, job: str) -> Sequence[Run]:
+        key = (period_key, job)
+        if key not in self._listing:
+            self._listing[key] = list(self.store.runs_in(period_key, job))
+        runs = {r.id: r for r in self._listing[key]}
+        for run in self.overlay.values():
+            if run.job == job and run.period_key == period_key:
+                runs[run.id] = run
+        return sorted(runs.values(), key=lambda r: (r.created, r.attempt, r.id))
+
+    def open_runs(self, job: str) -> Sequence[Run]:
+        return list(self.open_by_job.get(job, {}).values())
+
+    def note(self, run: Run) -> None:
+        self.overlay[f"{run.period_key}/{run.job}/{run.id}.json"] = run
+        by_job = self.open_by_job.setdefault(run.job, {})
+        if run.state in OPEN_STATES:
+            by_job[run.id] = run
+        else:
+            by_job.pop(run.id, None)
+
+
+@dataclass
+class Pass:
+    spec: Spec
+    store: FileStore
+    now: datetime
+    dry_run: bool = False
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    decisions: list[Decision] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    book: bookkeeping.Book = field(default_factory=bookkeeping.Book)
+    view: PassView | None = None
+    _executors: dict[str, Executor] = field(default_factory=dict)
+    _plugins: dict[str, PluginFn] | None = None
+    _revision: dict[str, Any] | None = None
+    _revision_read: bool = False
+    changed_jobs: set[str] = field(default_factory=set)
+
+    # --- the pass ----------------------------------------------------------------------------
+
+    def run(self) -> list[Decision]:
+        if self.dry_run:
+            return self._steps()
+        self.store.ensure()
+        with self.store.locked(PASS_LOCK, timeout=300):
+            return self._steps()
+
+    def _steps(self) -> list[Decision]:
+        self.book = bookkeeping.load(self.store)
+        self.view = PassView(self.store)
+        return self.steps_on_loaded(self._load_open())
+
+    def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
+        """The steps on an already loaded book and view (a simulation's later steps reuse them)."""
+        assert self.view is not None
+        if runs is None:
+            runs = [r for by_job in self.view.open_by_job.values() for r in by_job.values()]
+        self.collect(runs)
+        self.fire()
+        self.check()
+        self.dispatch()
+        if not self.dry_run:
+            assert self.view is not None
+            self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
+            self.book.checked = {k: v for k, v in self.book.checked.items() if k in self._open_ids()}
+            bookkeeping.save(self.store, self.book)
+        return self.decisions
+
+    def _open_paths(self) -> dict[str, Run]:
+        assert self.view is not None
+        out = {}
+        for by_job in self.view.open_by_job.values():
+            for run in by_job.values():
+                out[self._rel(run)] = run
+        return out
+
+    def _open_ids(self) -> set[str]:
+        assert self.view is not None
+        return {r.id for by_job in self.view.open_by_job.values() for r in by_job.values()}
+
+    def _rel(self, run: Run) -> str:
+        return f"{run.period_key}/{run.job}/{run.id}.json"
+
+    def _load_open(self) -> list[Run]:
+        assert self.view is not None
+        out = []
+        for rel in sorted(self.book.open):
+            path = self.store.root / rel
+            try:
+                run = self.store.read(path)
+            except FileNotFoundError:
+                continue
+            except CorruptRun as exc:
+                self.problems.append(str(exc))
+                continue
+            if run.state in OPEN_STATES:
+                self.view.note(run)
+                out.append(run)
+        return out
+
+    def decide(self, action: str, run: Run, detail: str = "") -> None:
+        self.decisions.append(Decision(action, run.job, run.id, detail))
+
+    # --- writing (or, in a dry run, remembering) ---------------------------------------------
+
+    def create(self, run: Run) -> bool:
+        assert self.view is not None
+        rel = self._rel(run)
+        if self.dry_run:
+            if rel in self.view.overlay or self.store.path_of(run).exists():
+                return False
+            self.view.note(run)
+            return True
+        bookkeeping.journal_open(self.store, rel)
+        if not self.store.create(run):
+            return False
+        self.view.note(run)
+        self.changed_jobs.add(run.job)
+        return True
+
+    def write(self, run: Run, change: Callable[[Run], Run | None]) -> Run:
+        """Apply `change` to the current file (re-read under the job's lock)."""
+        assert self.view is not None
+        if self.dry_run:
+            new = change(self.view.overlay.get(self._rel(run), run)) or run
+        else:
+            try:
+                new = self.store.update(self.store.path_of(run), change)
+            except CorruptRun as exc:
+                self.problems.append(str(exc))
+                return run
+        if new.state is not run.state:
+            self.changed_jobs.add(run.job)
+        self.view.note(new)
+        return new
+
+    # --- executors ---------------------------------------------------------------------------
+
+    def executor(self, name: str) -> Executor:
+        if name not in self._executors:
+            from talon.executors.registry import executor_for
+
+            cfg = self.spec.config.executors[name]
+            self._executors[name] = executor_for(cfg.type, cfg.options)
+        return self._executors[name]
+
+    def submission(self, run: Run, job: Job, grants: Sequence[Mapping[str, Any]]) -> Submission:
+        root = self.spec.config.root
+        values = values_for(job=job.name, run_id=run.id, period=run.period, params=run.params, resources=grants)
+        command: str | tuple[str, ...]
+        if job.call is not None:
+            command = job.call
+        elif isinstance(job.command, tuple):
+            command = tuple(substitute(a, values, quote=False) for a in job.command)
+        else:
+            command = substitute(job.command or "", values, quote=True)
+        run_file = self.store.path_of(run)
+        env = {k: substitute(v, values, quote=False) for k, v in job.env.items()}
+        env.update(
+            {
+                "TALON_RUN_ID": run.id,
+                "TALON_JOB": job.name,
+                "TALON_PERIOD": run.period["key"],
+                "TALON_PERIOD_START": run.period["start"],
+                "TALON_PERIOD_END": run.period["end"],
+                "TALON_RUN_FILE": str(run_file.resolve()),
+                "TALON_REPO": str(root.resolve()),
+                "TALON_PARAMS": __import__("json").dumps(dict(run.params), sort_keys=True),
+            }
+        )
+        cfg = self.spec.config.executors[job.executor]
+        options = {k: substitute(v, values, quote=False) if isinstance(v, str) else v for k, v in cfg.options.items()}
+        if job.host is not None:
+            options["host"] = substitute(job.host, values, quote=False)
+        workdir = root / job.workdir if job.workdir else root
+        return Submission(
+            run_id=run.id,
+            job=job.name,
+            command=command,
+            env=env,
+            log_path=self.store.log_path(run),
+            status_dir=self.store.book / "proc",
+            workdir=workdir,
+            timeout_s=job.timeout_s,
+            config=options,
+            resources=tuple({"path": g.get("path"), **(g.get("attrs") or {})} for g in grants),
+        )
+
+    def submission_for(self, run: Run) -> tuple[Submission, Executor] | None:
+        """Rebuild the submission of a running run (its job may have changed or gone)."""
+        exec_info = run.executor or {}
+        name = str(exec_info.get("name", ""))
+        job = self.spec.jobs.get(run.job)
+        if name not in self.spec.config.executors:
+            return None
+        if job is None:
+            job = _placeholder_job(run, name)
+        try:
+            sub = self.submission(run, job, run.resources)
+        except PlaceholderError:
+            sub = Submission(run.id, run.job, "", {}, self.store.log_path(run), self.store.book / "proc")
+        return sub, self.executor(name)
+
+    # --- 1. collect --------------------------------------------------------------------------
+
+    def collect(self, runs: Sequence[Run]) -> None:
+        for run in runs:
+            if run.state is not State.RUNNING:
+                continue
+            job = self.spec.jobs.get(run.job)
+            found = self.submission_for(run)
+            if found is None:
+                self._finish(run, Lost(f"executor '{(run.executor or {}).get('name')}' is no longer configured"))
+                continue
+            sub, ex = found
+            handle = (run.executor or {}).get("handle")
+            if handle is None:
+                # The pass that dispatched it died between recording intent and the handle.
+                adopted = None if self.dry_run else ex.adopt(sub)
+                if adopted is None:
+                    self._finish(run, Lost("dispatched, but the pass died before recording a handle"))
+                    continue
+                run = self.write(run, lambda r, h=adopted: replace(r, executor={**(r.executor or {}), "handle": h}))
+                handle = adopted
+                self.decide("adopt", run, f"found the job submitted by an interrupted pass: {handle}")
+            status: Status = Running() if self.dry_run else ex.poll(handle, sub)
+            timeout = job.timeout_s if job else None
+            if isinstance(status, Running) and timeout is not None:
+                settled = settle(run, status, self.now, timeout)
+                if settled is not None:
+                    if not self.dry_run:
+                        ex.cancel(handle, sub)
+                    self._apply_end(run, settled, sub)
+                continue
+            if not isinstance(status, Running):
+                self._finish(run, status, sub)
+
+    def _finish(self, run: Run, status: Status, sub: Submission | None = None) -> None:
+        settled = settle(run, status, self.now, None)
+        if settled is not None:
+            self._apply_end(run, settled, sub)
+
+    def _apply_end(self, run: Run, settled: Run, sub: Submission | None) -> None:
+        job = self.spec.jobs.get(run.job)
+        markers = self._markers(sub) if sub is not None else ([], [])
+        if settled.state is State.SUCCEEDED:
+            self._trigger_dependants(settled)
+        elif settled.state is State.FAILED and job is not None and settled.attempt <= job.retries:
+            self._retry(job, settled)
+
+        def change(current: Run) -> Run | None:
+            if current.state is not State.RUNNING:
+                return None  # someone (talon cancel) settled it meanwhile
+            new = current.transition(
+                settled.state, self.now, settled.reason, exit_code=settled.exit_code, finished=settled.finished
+            )
+            progress, artifacts = markers
+            if progress is not None:
+                new = replace(new, progress=progress)
+            if artifacts:
+                new = replace(new, artifacts=(*new.artifacts, *artifacts))
+            return new
+
+        new = self.write(run, change)
+        if new.state is State.SUCCEEDED and new.started:
+            self.book.add_duration(run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds())
+        action = {State.SUCCEEDED: "succeed", State.FAILED: "fail"}.get(new.state, new.state.value)
+        self.decide(action, new, new.reason or "")
+
+    def _markers(self, sub: Submission) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
+        """Progress and artifacts a job printed as marker lines (remote jobs report this way)."""
+        progress: dict[str, Any] | None = None
+        artifacts: list[Mapping[str, Any]] = []
+        try:
+            with open(sub.log_path, encoding="utf-8", errors="replace") as fh:
+                for kind, payload in parse_markers(fh):
+                    if kind == "progress":
+                        from talon.report import merge_progress
+
+                        progress = merge_progress(progress, payload)
+                    else:
+                        artifacts.append({"url": payload.get("url"), "name": payload.get("name"), "at": iso(self.now)})
+        except OSError:
+            pass
+        return progress, artifacts
+
+    def _trigger_dependants(self, upstream: Run) -> None:
+        for job in self.spec.jobs.values():
+            if any(isinstance(t, AfterTrigger) and t.job == upstream.job for t in job.triggers):
+                run = run_after_upstream(job, upstream, self.now, self.revision())
+                if self.create(run):
+                    self.decide("create", run, f"{upstream.job} succeeded ({upstream.id})")
+
+    def _retry(self, job: Job, failed: Run) -> None:
+        assert self.view is not None
+        existing = self.view.runs_in(failed.period_key, job.name)
+        run = next_attempt(job, failed, self.now, existing, "retry")
+        if self.create(run):
+            self.decide("retry", run, f"attempt {run.attempt} of {job.retries + 1} after {failed.id} failed")
+
+    # --- 2. fire -----------------------------------------------------------------------------
+
+    def fire(self) -> None:
+        for name, job in self.spec.jobs.items():
+            cursor = self.book.cursor(name)
+            if cursor is None:
+                cursor = first_cursor(job, self.now)
+                self.book.set_cursor(name, cursor)
+            elif cursor.hash != job.hash:
+                cursor = refresh_cursor(job, cursor.cursor)
+                self.book.set_cursor(name, cursor)
+            if cursor.next_due is None or cursor.next_due > self.now:
+                continue
+            keep, dropped, advanced = due_fires(job, cursor, self.now)
+            for fire in keep:
+                late = self.now - fire.at
+                kind = "catchup" if late.total_seconds() > 300 else _trigger_kind(job)
+                run = run_for_fire(job, fire, self.now, kind, self.revision())
+                if self.create(run):
+                    self.decide("create", run, f"{kind} trigger at {iso(fire.at)}" + (f" ({fire.note})" if fire.note else ""))
+            if dropped:
+                self.decisions.append(
+                    Decision("missed", name, "-", f"{len(dropped)} missed trigger(s) not run (catchup: {job.catchup.value})")
+                )
+            self.book.set_cursor(name, advanced)
+
+    def revision(self) -> dict[str, Any] | None:
+        if not self._revision_read:
+            self._revision_read = True
+            from talon.revision import git_revision
+
+            self._revision = git_revision(self.spec.config.root)
+        return self._revision
+
+    # --- 3. check ----------------------------------------------------------------------------
+
+    def plugins(self) -> dict[str, PluginFn]:
+        if self._plugins is None:
+            from talon.plugins import load_constraint_plugins
+
+            self._plugins, errors = load_constraint_plugins(self.spec.config.plugins, self.spec.config.root)
+            self.problems.extend(errors)
+        return self._plugins
+
+    def check(self) -> None:
+        assert self.view is not None
+        for by_job in list(self.view.open_by_job.values()):
+            for run in sorted(by_job.values(), key=lambda r: (r.created, r.id)):
+                if run.state in (State.BLOCKED, State.READY):
+                    self.check_one(run)
+
+    def check_one(self, run: Run, dispatched: int = 0) -> Run:
+        assert self.view is not None
+        job = self.spec.jobs.get(run.job)
+        if job is None:
+            return self._settle_checked(run, [Check("schedule", Verdict.CANCEL, f"job {run.job} is no longer in the schedule")])
+        last = self.book.checked.get(run.id)
+        recent = last is not None and self.now.timestamp() - last < job.poll_s
+        deps = {d.job for d in job.constraints.after}
+        if run.state is State.BLOCKED and recent and not (deps & self.changed_jobs) and not job.constraints.start_by:
+            return run
+        plugins = self.plugins() if job.constraints.plugins else {}
+        checks = evaluate(run, job, self.spec, self.view, self.now, plugins, dispatched)
+        if not self.dry_run:
+            self.book.checked[run.id] = self.now.timestamp()
+        return self._settle_checked(run, checks)
+
+    def _settle_checked(self, run: Run, checks: Sequence[Check]) -> Run:
+        state, reason = combine(checks)
+        recorded = _checks_json(run, checks, self.now)
+
+        def change(current: Run) -> Run | None:
+            if current.state not in (State.BLOCKED, State.READY):
+                return None
+            same_checks = [(c["constraint"], c["verdict"], c["reason"]) for c in current.checks] == [
+                (c["constraint"], c["verdict"], c["reason"]) for c in recorded
+            ]
+            if state is current.state and same_checks and reason == current.reason:
+                return None
+            if state is current.state and reason == current.reason:
+                return replace(current, checks=tuple(recorded))
+            extra: dict[str, Any] = {"checks": tuple(recorded)}
+            if state.terminal:
+                extra["finished"] = iso(self.now)
+            return current.transition(state, self.now, reason, **extra)
+
+        before = run.state
+        new = self.write(run, change)
+        if new.state is not before or (new.state is State.BLOCKED and new.reason != run.reason):
+            action = {State.READY: "ready", State.BLOCKED: "block", State.SKIPPED: "skip", State.FAILED: "fail"}.get(
+                new.state, new.state.value
+            )
+            self.decide(action, new, new.reason or "")
+        return new
+
+    # --- 4. dispatch -------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        assert self.view is not None
+        ready = sorted(
+            (r for by_job in self.view.open_by_job.values() for r in by_job.values() if r.state is State.READY),
+            key=lambda r: (r.created, r.id),
+        )
+        if not ready:
+            return
+        running = [r for by_job in self.view.open_by_job.values() for r in by_job.values() if r.state is State.RUNNING]
+        per_executor: dict[str, int] = {}
+        in_use: dict[str, int] = {}
+        for r in running:
+            name = str((r.executor or {}).get("name", ""))
+            per_executor[name] = per_executor.get(name, 0) + 1
+            for g in r.resources:
+                in_use[str(g.get("path"))] = in_use.get(str(g.get("path")), 0) + int(g.get("slots", 1))
+        for run in ready:
+            job = self.spec.jobs.get(run.job)
+            if job is None:
+                continue
+            if job.constraints.max_running is not None:
+                rechecked = self.check_one(run)
+                if rechecked.state is not State.READY:
+                    continue
+            cfg = self.spec.config.executors[job.executor]
+            limit = cfg.options.get("max_parallel")
+            if isinstance(limit, int) and per_executor.get(job.executor, 0) >= limit:
+                self._wait(run, f"waiting for executor {job.executor}: {limit} of {limit} runs in progress")
+                continue
+            grants = allocate(self.spec.resources, job.resources, in_use)
+            if isinstance(grants, str):
+                self._wait(run, grants)
+                continue
+            if self._start(run, job, grants):
+                per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
+                for g in grants:
+                    in_use[g.path] = in_use.get(g.path, 0) + g.slots
+
+    def _wait(self, run: Run, reason: str) -> None:
+        def change(current: Run) -> Run | None:
+            if current.state is not State.READY or current.reason == reason:
+                return None
+            return replace(current, reason=reason)
+
+        new = self.write(run, change)
+        if new.reason != run.reason:
+            self.decide("wait", new, reason)
+
+    def _start(self, run: Run, job: Job, grants: Sequence[Grant]) -> bool:
+        granted = [g.as_json() for g in grants]
+        try:
+            sub = self.submission(run, job, granted)
+            secret_env = resolve(job.secrets, self.spec.config.secrets, self.environ)
+        except (PlaceholderError, SecretError) as exc:
+            self._fail_ready(run, str(exc))
+            return False
+        sub = replace(sub, env={**sub.env, **secret_env})
+        exec_type = self.spec.config.executors[job.executor].type
+        intent = {"at": iso(self.now), "by": f"{socket.gethostname()}:{os.getpid()}"}
+
+        def mark(current: Run) -> Run | None:
+            if current.state is not State.READY:
+                return None
+            return current.transition(
+                State.RUNNING,
+                self.now,
+                None,
+                started=iso(self.now),
+                dispatch=intent,
+                resources=tuple(granted),
+                executor={"name": job.executor, "type": exec_type, "handle": None},
+            )
+
+        marked = self.write(run, mark)
+        if marked.state is not State.RUNNING or marked.dispatch != intent:
+            return False  # cancelled or taken meanwhile
+        if self.dry_run:
+            self.decide("dispatch", marked, _dispatch_detail(job, grants))
+            return True
+        sub.log_path.parent.mkdir(parents=True, exist_ok=True)
+        sub.status_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            handle: Handle = self.executor(job.executor).submit(sub)
+        except SubmitRefused as exc:
+            if exc.retryable:
+                self.write(
+                    marked,
+                    lambda r: r.transition(State.READY, self.now, f"not started: {exc.reason}", dispatch=None, resources=(), executor=None, started=None),
+                )
+                self.decide("wait", marked, exc.reason)
+                return False
+            self.write(marked, lambda r: r.transition(State.FAILED, self.now, f"refused: {exc.reason}", finished=iso(self.now)))
+            self.decide("fail", marked, exc.reason)
+            return False
+        except Exception as exc:  # noqa: BLE001 - one broken executor must not stop the pass
+            self.write(marked, lambda r: r.transition(State.FAILED, self.now, f"could not start: {type(exc).__name__}: {exc}", finished=iso(self.now)))
+            self.decide("fail", marked, str(exc))
+            return False
+        self.write(marked, lambda r: replace(r, executor={**(r.executor or {}), "handle": handle}))
+        self.decide("dispatch", marked, _dispatch_detail(job, grants))
+        return True
+
+    def _fail_ready(self, run: Run, reason: str) -> None:
+        self.write(run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now)))
+        self.decide("fail", run, reason)
+
+
+def _dispatch_detail(job: Job, grants: Sequence[Grant]) -> str:
+    held = ", ".join(g.path for g in grants)
+    return f"on {job.executor}" + (f" holding {held}" if held else "")
+
+
+def _trigger_kind(job: Job) -> str:
+    from talon.triggers import CronTrigger
+
+    return "cron" if any(isinstance(t, CronTrigger) for t in job.triggers) else "window"
+
+
+def _checks_json(run: Run, checks: Sequence[Check], now: datetime) -> list[dict[str, Any]]:
+    """Checks to record; an unchanged verdict keeps the time it was first reached (no churn)."""
+    before = {(c.get("constraint"), c.get("verdict"), c.get("reason")): c.get("at") for c in run.checks}
+    out = []
+    for c in checks:
+        rec = c.as_json(now)
+        at = before.get((c.constraint, c.verdict.value, c.reason))
+        if at is not None:
+            rec["at"] = at
+        out.append(rec)
+    return out
+
+
+def _placeholder_job(run: Run, executor: str) -> Job:
+    """A stand-in for a run whose job was removed from the schedule, so it can be settled."""
+    from talon.model import Catchup, Constraints, Source
+    from talon.periods import PeriodType
+    from talon.triggers import DstPolicy
+
+    return Job(
+        name=run.job, source=Source("-", 0, 0), command="", call=None, period_type=PeriodType(run.period["type"]),
+        period_offset=0, timezone="UTC", triggers=(), dst=DstPolicy(), start=None, constraints=Constraints(),
+        resources=(), executor=executor, host=None, poll_s=60, timeout_s=None, expected_duration_s=None,
+        retries=0, catchup=Catchup.NONE, max_catchup=0, params={}, env={}, secrets=(), workdir=None,
+        description="", hash="",
+    )

@@ -1,0 +1,230 @@
+"""The decisions of a pass, as pure functions of (configuration, state, now).
+
+`reconcile`, `plan` and `explain` all reach their answers through these functions; only the
+shell in `passes.py` turns them into files and processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from talon.executors.base import Finished, Lost, Status
+from talon.model import Catchup, Job
+from talon.periods import Period, period_containing
+from talon.runs import Run, State, iso
+from talon.store import run_id_for
+from talon.triggers import Fire, fires_between, is_timed, next_fire
+
+# A fire is "on time" (not missed) when the pass sees it within this long: a reconcile run
+# from cron every minute, or a little late under load, must not lose it under catchup: none.
+ON_TIME_GRACE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One thing a pass did or would do: printed by reconcile and plan, one line each."""
+
+    action: str  # create, ready, block, skip, fail, dispatch, succeed, lost, retry, wait
+    job: str
+    run: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        tail = f": {self.detail}" if self.detail else ""
+        return f"{self.action:<8} {self.run}{tail}"
+
+    def as_json(self) -> dict[str, str]:
+        return {"action": self.action, "job": self.job, "run": self.run, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a job's timed triggers have been processed, and when it is next due."""
+
+    hash: str
+    cursor: datetime
+    next_due: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "cursor": iso(self.cursor),
+            "next_due": self.next_due.timestamp() if self.next_due else None,
+        }
+
+
+def first_cursor(job: Job, now: datetime) -> Cursor:
+    """A job seen for the first time: its window starts now, or at its `start:`."""
+    start = job.start if job.start is not None else now
+    return refresh_cursor(job, start)
+
+
+def refresh_cursor(job: Job, at: datetime) -> Cursor:
+    tz = ZoneInfo(job.timezone)
+    fire = next_fire(job.triggers, at, tz, job.dst) if is_timed(job.triggers) else None
+    return Cursor(job.hash, at, fire.at if fire else None)
+
+
+def due_fires(job: Job, cursor: Cursor, now: datetime) -> tuple[list[Fire], list[Fire], Cursor]:
+    """(fires to create runs for, fires dropped by the catchup policy, the advanced cursor)."""
+    if cursor.next_due is None or cursor.next_due > now:
+        return [], [], cursor
+    fires = _recent_fires(job, cursor.cursor, now, max(job.max_catchup, 1))
+    advanced = refresh_cursor(job, now)
+    if not fires:
+        return [], [], advanced
+    newest = fires[-1]
+    on_time = now - newest.at <= ON_TIME_GRACE
+    if job.catchup is Catchup.ALL:
+        keep = fires[-job.max_catchup :] if job.max_catchup > 0 else []
+    elif job.catchup is Catchup.LATEST:
+        keep = [newest]
+    else:
+        keep = [newest] if on_time else []
+    dropped = [f for f in fires if f not in keep]
+    return keep, dropped, advanced
+
+
+def _recent_fires(job: Job, since: datetime, now: datetime, want: int) -> list[Fire]:
+    """The newest fires in (since, now], at least `want` of them when there are that many.
+
+    Looks back a day, a month, a year, then all the way: a job down for years must not
+    enumerate every minute it missed to find the newest one.
+    """
+    tz = ZoneInfo(job.timezone)
+    for span in (timedelta(days=1), timedelta(days=32), timedelta(days=367), None):
+        start = since if span is None or now - span <= since else now - span
+        fires = fires_between(job.triggers, start, now, tz, job.dst)
+        if len(fires) >= want or start == since:
+            return fires[-want:] if job.catchup is Catchup.ALL else fires[-1:]
+    return []
+
+
+def period_for(job: Job, instant: datetime) -> Period:
+    return period_containing(job.period_type, instant, ZoneInfo(job.timezone), job.period_offset)
+
+
+def period_json(p: Period) -> dict[str, str]:
+    return {
+        "type": p.type.value,
+        "key": p.key,
+        "start": iso(p.start) or "",
+        "end": iso(p.end) or "",
+    }
+
+
+def new_run(
+    job: Job,
+    *,
+    run_id: str,
+    period: Period,
+    trigger: Mapping[str, Any],
+    now: datetime,
+    attempt: int = 1,
+    params: Mapping[str, Any] | None = None,
+    revision: Mapping[str, Any] | None = None,
+) -> Run:
+    """A run as created: blocked until its first constraint check (done in the same pass)."""
+    run = Run(
+        id=run_id,
+        job=job.name,
+        state=State.BLOCKED,
+        period=period_json(period),
+        trigger=dict(trigger),
+        created=iso(now) or "",
+        attempt=attempt,
+        params={**job.params, **(params or {})},
+        revision=revision,
+        job_hash=job.hash,
+    )
+    return run.transition(State.BLOCKED, now, "created, constraints not yet checked")
+
+
+def run_for_fire(
+    job: Job, fire: Fire, now: datetime, kind: str, revision: Mapping[str, Any] | None
+) -> Run:
+    trigger: dict[str, Any] = {"type": kind, "at": iso(fire.at)}
+    if fire.note:
+        trigger["note"] = fire.note
+    return new_run(
+        job,
+        run_id=run_id_for(job.name, fire.at),
+        period=period_for(job, fire.at),
+        trigger=trigger,
+        now=now,
+        revision=revision,
+    )
+
+
+def run_after_upstream(
+    job: Job, upstream: Run, now: datetime, revision: Mapping[str, Any] | None
+) -> Run:
+    """The run an `{after: X}` trigger creates when a run of X succeeds."""
+    up_start = datetime.fromisoformat(upstream.period["start"])
+    up_at = datetime.fromisoformat(upstream.trigger.get("at") or upstream.created)
+    return new_run(
+        job,
+        run_id=run_id_for(job.name, up_at, suffix=f".after.{upstream.job}"),
+        period=period_for(job, up_start),
+        trigger={"type": "after", "at": upstream.finished or iso(now), "upstream": upstream.id},
+        now=now,
+        revision=revision,
+    )
+
+
+def next_attempt(job: Job, failed: Run, now: datetime, existing: Sequence[Run], kind: str) -> Run:
+    """A new attempt in the same period (automatic retry or `talon retry`)."""
+    attempt = max([r.attempt for r in existing] + [failed.attempt]) + 1
+    base = failed.id.split(".r", 1)[0] if ".r" in failed.id.rsplit("@", 1)[-1] else failed.id
+    return new_run(
+        job,
+        run_id=f"{base}.r{attempt}",
+        period=_period_from_json(failed, job),
+        trigger={"type": kind, "at": iso(now), "previous": failed.id},
+        now=now,
+        attempt=attempt,
+        params=failed.params,
+        revision=failed.revision,
+    )
+
+
+def _period_from_json(run: Run, job: Job) -> Period:
+    from talon.periods import parse_period_key
+
+    return parse_period_key(run.period["key"], ZoneInfo(job.timezone))
+
+
+def settle(run: Run, status: Status, now: datetime, timeout_s: float | None) -> Run | None:
+    """The running run after its executor's answer; None when nothing changes."""
+    if isinstance(status, Finished):
+        ok = status.exit_code == 0
+        reason = None if ok else (status.detail or f"exited with status {status.exit_code}")
+        return run.transition(
+            State.SUCCEEDED if ok else State.FAILED,
+            now,
+            reason,
+            exit_code=status.exit_code,
+            finished=iso(now),
+        )
+    if isinstance(status, Lost):
+        return run.transition(State.FAILED, now, f"lost: {status.reason}", finished=iso(now))
+    if timeout_s is not None and run.started is not None:
+        started = datetime.fromisoformat(run.started)
+        if now - started > timedelta(seconds=timeout_s):
+            from talon.durations import format_duration
+
+            return run.transition(
+                State.FAILED,
+                now,
+                f"timed out after {format_duration(timeout_s)}",
+                finished=iso(now),
+            )
+    return None
+
+
+def with_checks(run: Run, checks: Sequence[Mapping[str, Any]]) -> Run:
+    return replace(run, checks=tuple(checks))

@@ -1,0 +1,60 @@
+"""Opening a repository for a command: its configuration (refusing invalid files) and its store."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from talon.cli import UsageError, find_repo
+from talon.model import Job, Spec
+from talon.problems import ProblemsError
+from talon.store import FileStore
+
+
+@dataclass(frozen=True)
+class Repo:
+    root: Path
+    spec: Spec
+    store: FileStore
+
+    def job(self, name: str) -> Job:
+        job = self.spec.jobs.get(name)
+        if job is None:
+            import difflib
+
+            hint = difflib.get_close_matches(name, list(self.spec.jobs), n=1)
+            did = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise UsageError(f"no job '{name}' in the schedule{did}")
+        return job
+
+
+def open_repo(directory: str | None, environ: Mapping[str, str]) -> Repo:
+    """The repository's spec and store; invalid configuration raises ProblemsError."""
+    from talon.speccache import load_spec_cached
+
+    root = find_repo(directory, dict(environ))
+    spec, problems = load_spec_cached(root)
+    if problems or spec is None:
+        raise ProblemsError(problems)
+    return Repo(root, spec, FileStore(spec.config.state_path, spec.config.lock_mode))
+
+
+def report_problems(command: str, exc: ProblemsError) -> int:
+    for p in exc.problems:
+        print(p, file=sys.stderr)
+    print(f"talon {command}: the configuration has {len(exc.problems)} problem(s); nothing was done", file=sys.stderr)
+    return 1
+
+
+def open_repo_store(directory: str | None, environ: Mapping[str, str]) -> FileStore:
+    """The store alone, for commands that only read runs: works even when a schedule file is
+    invalid, since `talon show` is how people find out what happened."""
+    from talon.speccache import load_spec_cached
+
+    root = find_repo(directory, dict(environ))
+    spec, _ = load_spec_cached(root)
+    if spec is None:
+        return FileStore(root / "state")
+    return FileStore(spec.config.state_path, spec.config.lock_mode)

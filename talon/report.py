@@ -1,0 +1,68 @@
+"""Progress and artifacts reported by a running job, written into its run file.
+
+Used by `talon progress`/`talon artifact add` and by in-process jobs. Each report is a
+read-modify-write under the job's lock, so reports and reconcile passes never lose each
+other's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from talon.runs import Run, iso
+
+ITEM_STATES = ("pending", "running", "succeeded", "failed", "skipped")
+_DONE = frozenset({"succeeded", "failed", "skipped"})
+
+
+def merge_progress(current: Mapping[str, Any] | None, report: Mapping[str, Any]) -> dict[str, Any]:
+    """Fold one report into the run's progress.
+
+    Item reports accumulate (each names some items and their states); a percent report
+    replaces what was there.
+    """
+    if report.get("kind") == "items" or "items" in report:
+        items = dict(current.get("items", {})) if current and current.get("kind") == "items" else {}
+        items.update({str(k): str(v) for k, v in (report.get("items") or {}).items()})
+        total = report.get("total")
+        if total is None and current and current.get("kind") == "items":
+            total = current.get("total")
+        total = max(int(total), len(items)) if total is not None else len(items)
+        done = sum(1 for v in items.values() if v in _DONE)
+        return {"kind": "items", "items": items, "done": done, "total": total}
+    percent = float(report.get("percent", 0))
+    return {"kind": "percent", "percent": max(0.0, min(100.0, percent))}
+
+
+def _store_for(run_file: Path) -> Any:
+    from talon.store import FileStore
+
+    # state/<period>/<job>/<run>.json: the store root is three levels up.
+    return FileStore(run_file.resolve().parents[2])
+
+
+def record_progress(run_file: Path, progress: Mapping[str, Any], now: datetime) -> Run:
+    from dataclasses import replace
+
+    def change(run: Run) -> Run:
+        return replace(run, progress=merge_progress(run.progress, progress))
+
+    result: Run = _store_for(run_file).update(run_file, change)
+    return result
+
+
+def record_artifact(run_file: Path, url: str, name: str | None, now: datetime) -> Run:
+    from dataclasses import replace
+
+    entry: dict[str, Any] = {"url": url, "at": iso(now)}
+    if name:
+        entry["name"] = name
+
+    def change(run: Run) -> Run:
+        return replace(run, artifacts=(*run.artifacts, entry))
+
+    result: Run = _store_for(run_file).update(run_file, change)
+    return result

@@ -1,0 +1,60 @@
+"""A cache of the parsed configuration, keyed by the identity of every file it came from.
+
+Parsing YAML costs ~0.6 ms per job definition even with a fast loader; a no-op reconcile over
+10,000 jobs must not pay that every minute. The cache is a pickle under `state/.talon/`,
+valid while every configuration file has the same path, size, mtime and inode; any change
+reparses everything (configuration changes are rare, passes are not).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+from talon.model import Spec
+from talon.problems import Problem
+from talon.spec import CONFIG_FILE, load_spec, yaml_files
+
+CACHE_NAME = "spec.cache"
+CACHE_VERSION = 1
+
+
+def _fingerprint(root: Path) -> list[tuple[str, int, int, int]]:
+    paths = [root / CONFIG_FILE, *yaml_files(root / "schedule"), *yaml_files(root / "resources")]
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((str(p), st.st_size, st.st_mtime_ns, st.st_ino))
+    return out
+
+
+def _state_dir(root: Path) -> Path:
+    # The cache lives in the default state dir; a custom state path only costs the cache.
+    return root / "state" / ".talon"
+
+
+def load_spec_cached(root: Path) -> tuple[Spec | None, list[Problem]]:
+    fingerprint = _fingerprint(root)
+    cache = _state_dir(root) / CACHE_NAME
+    try:
+        with open(cache, "rb") as fh:
+            version, key, spec = pickle.load(fh)  # noqa: S301 - our own file, under state/.talon
+        if version == CACHE_VERSION and key == fingerprint and isinstance(spec, Spec) and spec.config.root == root:
+            return spec, []
+    except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError, ImportError):
+        pass
+    spec, problems = load_spec(root)
+    if spec is not None and not problems and cache.parent.parent.is_dir():
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_name(f".{CACHE_NAME}.{os.getpid()}")
+            with open(tmp, "wb") as fh:
+                pickle.dump((CACHE_VERSION, fingerprint, spec), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    return spec, problems
