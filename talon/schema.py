@@ -45,7 +45,14 @@ def check(name: str, loaded: Loaded, path: str) -> list[Problem]:
             # anyOf/oneOf: report the alternative that came closest, not all of them.
             error = best_match([error])
         problems.extend(_locate(error, loaded, path))
-    return problems
+    # Several subschemas (allOf/if-then) may reject the same unknown key: say it once, with the
+    # narrowest list of known keys.
+    best: dict[tuple[int, int, str], Problem] = {}
+    for p in problems:
+        key = (p.line, p.col, p.message.split(";", 1)[0])
+        if key not in best or len(p.message) < len(best[key].message):
+            best[key] = p
+    return sorted(best.values())
 
 
 def check_data(name: str, data: Any) -> list[str]:

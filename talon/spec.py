@@ -168,7 +168,14 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
     names = set(first_seen)
     for f, name, merged in entries:
         _check_names(ld, f, name, merged, names)
-        job = _build_job(ld, f, name, merged, config)
+        before = len(ld.problems)
+        try:
+            job = _build_job(ld, f, name, merged, config)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A shape the schema rejects: it has said so at the exact place already.
+            job = None
+            if len(ld.problems) == before and not any(p.path == f.rel for p in ld.problems):
+                ld.problems.append(f.problem(("jobs", name), f"job '{name}' cannot be read: {exc}"))
         if job is not None:
             jobs[name] = job
             where[name] = f
@@ -402,8 +409,6 @@ def _build_job(
     poll = _duration(ld, f, (*base, "poll"), d.get("poll")) or DEFAULT_POLL_S
     timeout = _duration(ld, f, (*base, "timeout"), d.get("timeout"))
     expected = _duration(ld, f, (*base, "expected_duration"), d.get("expected_duration"))
-    if len(ld.problems) > before:
-        return None
     digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Job(
         name=name,
@@ -424,7 +429,7 @@ def _build_job(
         timeout_s=timeout,
         expected_duration_s=expected,
         retries=int(d.get("retries", 0)),
-        catchup=Catchup(d.get("catchup", "latest")),
+        catchup=Catchup(d["catchup"]) if d.get("catchup") in ("none", "latest", "all") else Catchup.LATEST,
         max_catchup=int(d.get("max_catchup", DEFAULT_MAX_CATCHUP)),
         params=dict(d.get("params") or {}),
         env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
@@ -506,7 +511,7 @@ def _check_references(
     for name, job in jobs.items():
         f = where[name]
         base: KeyPath = ("jobs", name)
-        if job.executor not in config.executors:
+        if job.executor not in config.executors and job.executor != config.default_executor:
             ld.problems.append(
                 f.problem(
                     (*base, "executor"),
@@ -541,11 +546,12 @@ def _check_references(
                 )
     for cycle in _cycles(jobs):
         first = jobs[cycle[0]]
-        path = " -> ".join([*cycle, cycle[0]])
+        steps = []
+        for a, b in zip(cycle, [*cycle[1:], cycle[0]], strict=True):
+            how = "waits for" if any(d.job == b for d in jobs[a].constraints.after) else "is triggered by"
+            steps.append(f"{a} {how} {b}")
         ld.problems.append(
-            Problem(
-                first.source.path, first.source.line, first.source.col, f"dependency cycle: {path}"
-            )
+            Problem(first.source.path, first.source.line, first.source.col, f"dependency cycle: {'; '.join(steps)}")
         )
 
 
