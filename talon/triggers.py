@@ -56,6 +56,7 @@ __all__ = [
 FoldRule = Literal["first", "last", "both"]
 # No timed trigger Talon accepts is sparser than "0 0 29 2 *" across 2100 (eight years).
 _HORIZON = timedelta(days=366 * 30)
+_ZERO = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -143,15 +144,20 @@ def _resolve(
     """The instants ``wall`` fires at, and the earliest instant any later wall can resolve to.
 
     That bound is the first-occurrence reading of ``wall`` (the gap's end for a missing time),
-    which never decreases as the wall time grows; see ``_fires_of``.
+    which never decreases as the wall time grows; see ``_fires_of``. PEP 495 readings tell the
+    three cases apart: fold=0 and fold=1 give the same offset for an ordinary time, the
+    offset before the change and the one after it otherwise, smaller first in a gap.
     """
-    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if first.astimezone(tz).replace(tzinfo=None) != wall:
+    aware = wall.replace(tzinfo=tz)
+    before, after = aware.utcoffset(), aware.replace(fold=1).utcoffset()
+    assert before is not None and after is not None  # a tzinfo from zoneinfo always answers
+    first = (wall - before).replace(tzinfo=UTC)
+    if before == after:
+        return first, [_Candidate(first, wall, "plain")]
+    if before < after:
         shifted = gap_end(wall, tz).astimezone(UTC)
         return shifted, [_Candidate(shifted, wall, "moved")] if gap == "shift" else []
-    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    if second == first:
-        return first, [_Candidate(first, wall, "plain")]
+    second = (wall - after).replace(tzinfo=UTC)
     if fold == "first":
         return first, [_Candidate(first, wall, "first")]
     if fold == "last":
@@ -160,18 +166,40 @@ def _resolve(
 
 
 def _fires_of(
-    walls: Iterator[datetime], tz: tzinfo, gap: str, fold: FoldRule
+    walls: Iterator[datetime],
+    tz: tzinfo,
+    gap: str,
+    fold: FoldRule,
+    *,
+    after: datetime,
+    horizon: datetime,
 ) -> Iterator[_Candidate]:
-    """Candidates in instant order. A fold's second occurrences come after later wall times'
-    first ones, so candidates wait in a heap until no later wall can resolve before them."""
+    """Candidates after ``after`` (UTC), in instant order (equal instants adjacent).
+
+    A fold's second occurrences come after later wall times' first ones, so those wait in a
+    heap until no later wall can resolve before them; everything else goes straight out, which
+    keeps next_fire down to the wall times it needs.
+    """
     heap: list[tuple[datetime, int, _Candidate]] = []
     counter = itertools.count()
     for wall in walls:
+        if wall >= horizon:
+            break
         bound, found = _resolve(wall, tz, gap, fold)
-        while heap and heap[0][0] < bound:
+        while heap and heap[0][0] <= bound:
             yield heapq.heappop(heap)[2]
         for candidate in found:
-            heapq.heappush(heap, (candidate.utc, next(counter), candidate))
+            if candidate.utc <= after:
+                continue
+            if candidate.utc == bound:  # nothing still to come can be earlier
+                yield candidate
+            else:
+                heapq.heappush(heap, (candidate.utc, next(counter), candidate))
+    while heap:
+        yield heapq.heappop(heap)[2]
+
+
+_LOOKAHEAD = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=26))
 
 
 def _start_wall(after: datetime, tz: tzinfo) -> datetime:
@@ -181,11 +209,9 @@ def _start_wall(after: datetime, tz: tzinfo) -> datetime:
     back into the future, by at most the drop in offset; look ahead for such a drop.
     """
     local = after.astimezone(tz)
-    offset = local.utcoffset() or timedelta(0)
-    ahead = min(
-        (after + timedelta(hours=h)).astimezone(tz).utcoffset() or timedelta(0) for h in (1, 3, 26)
-    )
-    return local.replace(tzinfo=None) - max(timedelta(0), offset - ahead)
+    offset = local.utcoffset() or _ZERO
+    ahead = min((after + h).astimezone(tz).utcoffset() or _ZERO for h in _LOOKAHEAD)
+    return local.replace(tzinfo=None) - max(_ZERO, offset - ahead)
 
 
 def _candidates(
@@ -201,10 +227,10 @@ def _candidates(
         default = "both"
     else:
         return iter(())
-    horizon = start + _HORIZON
-    bounded = itertools.takewhile(lambda w: w < horizon, walls)
-    after_utc = after.astimezone(UTC)
-    return (c for c in _fires_of(bounded, tz, dst.gap, dst.fold or default) if c.utc > after_utc)
+    fold = dst.fold or default
+    return _fires_of(
+        walls, tz, dst.gap, fold, after=after.astimezone(UTC), horizon=start + _HORIZON
+    )
 
 
 def _note(group: list[_Candidate], at: datetime, tz: tzinfo) -> str | None:
@@ -241,11 +267,32 @@ def _fires(
 ) -> Iterator[Fire]:
     if after.tzinfo is None:
         raise ValueError(f"naive datetime {after.isoformat()}: triggers need an aware instant")
-    streams = [_candidates(t, after, tz, dst) for t in triggers]
-    merged = heapq.merge(*streams, key=lambda c: c.utc)
-    for utc, group in itertools.groupby(merged, key=lambda c: c.utc):
-        at = utc.astimezone(tz)
-        yield Fire(at, _note(list(group), at, tz))
+    streams = [_candidates(t, after, tz, dst) for t in triggers if is_timed([t])]
+    if not streams:
+        return
+    # Within one trigger only wall times moved out of a gap can share an instant, and they
+    # come before the rest of their group: any other candidate closes its group at once,
+    # without waiting for (and computing) the next one.
+    single = len(streams) == 1
+    merged = streams[0] if single else heapq.merge(*streams, key=lambda c: c.utc)
+    group: list[_Candidate] = []
+    for candidate in merged:
+        if group and candidate.utc != group[0].utc:
+            yield _fire(group, tz)
+            group = []
+        group.append(candidate)
+        if single and candidate.kind != "moved":
+            yield _fire(group, tz)
+            group = []
+    if group:
+        yield _fire(group, tz)
+
+
+def _fire(group: list[_Candidate], tz: tzinfo) -> Fire:
+    at = group[0].utc.astimezone(tz)
+    if all(c.kind == "plain" for c in group):
+        return Fire(at)
+    return Fire(at, _note(group, at, tz))
 
 
 def next_fire(
