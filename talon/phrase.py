@@ -1,13 +1,13 @@
 """Window triggers: the extended form, as a phrase or as structured ``windows:``.
 
-    every 15 minutes between 7-10am, hourly until 4pm, every 5 minutes between 4-5pm on weekdays
+    every 15 minutes between 7-10am, hourly until 4pm, every 5 minutes between 4-5pm
 
 A window is a half-open wall-clock span ``[start, end)`` that fires at ``start`` and every
-``every_s`` seconds after it while before ``end``. ``end == 00:00`` means the end of the day; an
-end before the start wraps past midnight (the window belongs to the day it starts on, which is
-the day the ``days`` filter looks at). "until T" starts where the previous window ended
-(at 00:00 for the first). A window is a set of wall-clock times, like a stepped cron hour, so
-DST is handled as for one: ``talon.triggers`` owns that.
+``every_s`` seconds (whole minutes, like cron) after it while before ``end``. ``end == 00:00``
+means the end of the day; an end before the start wraps past midnight (the window belongs to
+the day it starts on, which is the day the ``days`` filter looks at). "until T" starts where
+the previous window ended (at 00:00 for the first). A window is a set of wall-clock times,
+like a stepped cron hour, so DST is handled as for one: ``talon.triggers`` owns that.
 
 Grammar (case-insensitive; "," between clauses; the day qualifier comes last)::
 
@@ -363,9 +363,9 @@ def parse_windows(
             every = parse_duration(every_value)
         except ValueError as err:
             raise TriggerSyntaxError(f"{where}: every: {err}") from None
-        if every < 1 or every != int(every):
+        if every < 60 or every % 60:
             raise TriggerSyntaxError(
-                f"{where}: every must be a whole number of seconds, at least 1s"
+                f"{where}: every must be a whole number of minutes (triggers fire to the minute)"
             )
         previous_end = windows[-1].end if windows else time(0)
         start = (

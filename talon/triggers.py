@@ -64,6 +64,13 @@ class DstPolicy:
     gap: Literal["shift", "skip"] = "shift"
     fold: FoldRule | None = None  # None: SPEC default (fixed hour: first; */stepped hour: both)
 
+    def __post_init__(self) -> None:
+        # Built from YAML by others: a typo must not silently mean the default.
+        if self.gap not in ("shift", "skip"):
+            raise ValueError(f"dst gap: expected shift or skip, got {self.gap!r}")
+        if self.fold not in (None, "first", "last", "both"):
+            raise ValueError(f"dst fold: expected first, last or both, got {self.fold!r}")
+
 
 @dataclass(frozen=True)
 class Fire:

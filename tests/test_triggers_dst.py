@@ -523,3 +523,10 @@ def test_leap_day_cron_looks_years_ahead() -> None:
 def test_naive_after_is_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         next_fire([parse_cron("@daily")], datetime(2026, 1, 1), LONDON)
+
+
+def test_dst_policy_rejects_typos() -> None:
+    with pytest.raises(ValueError, match="dst gap: expected shift or skip, got 'shfit'"):
+        DstPolicy(gap="shfit")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dst fold: expected first, last or both, got 'second'"):
+        DstPolicy(fold="second")  # type: ignore[arg-type]
