@@ -28,8 +28,17 @@ def main() -> None:
     print(f"python -c pass          {base:7.1f} ms (baseline)")
     print(f"talon --help            {help_ms:7.1f} ms  x{help_ms / base:.2f}  (target < 50 ms)")
     modules = subprocess.run(
-        [sys.executable, "-c", "import sys, talon.cli; print(' '.join(m for m in ('fabric','jsonschema','ruamel','croniter','watchdog','paramiko') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, talon.cli; print(' '.join(m for m in HEAVY if m in sys.modules))".replace(
+                "HEAVY",
+                repr(("fabric", "jsonschema", "ruamel", "croniter", "watchdog", "paramiko")),
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"heavy modules imported by talon.cli: {modules or 'none'}")
     example = ROOT / "example-repo"

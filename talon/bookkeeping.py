@@ -16,6 +16,7 @@ without computing it. When it is missing or damaged it is rebuilt by one full sc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -107,10 +108,8 @@ def save(store: FileStore, book: Book) -> None:
         "durations": book.durations,
     }
     store.save_book(INDEX, data)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.truncate(store.book / JOURNAL, 0)
-    except FileNotFoundError:
-        pass
     book.dirty = False
 
 

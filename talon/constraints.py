@@ -132,7 +132,8 @@ def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
                 Check(
                     name,
                     Verdict.BLOCK,
-                    f"waiting for {dep.job} to succeed in {period.key} (it is {latest.state.value})",
+                    f"waiting for {dep.job} to succeed in {period.key} "
+                    f"(it is {latest.state.value})",
                 )
             )
     return out
@@ -216,7 +217,7 @@ def evaluate(
         try:
             verdict, reason = fn(run, plugin.options, view, now)
             checks.append(Check(plugin.name, Verdict(verdict), str(reason)))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin blocks its run, not the pass
+        except Exception as exc:
             checks.append(
                 Check(
                     plugin.name,

@@ -62,7 +62,7 @@ class AfterDep:
 
 @dataclass(frozen=True)
 class PluginCheck:
-    """A constraint provided by a plugin named in talon.yaml; `options` is the job's value for it."""
+    """A constraint from a plugin named in talon.yaml; `options` is the job's value for it."""
 
     name: str
     target: str  # "module:attribute"

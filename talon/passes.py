@@ -17,17 +17,32 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from talon import bookkeeping
 from talon.constraints import Check, PluginFn, Verdict, combine, evaluate
-from talon.executors.base import Executor, Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.base import (
+    Executor,
+    Handle,
+    Lost,
+    Running,
+    Status,
+    Submission,
+    SubmitRefused,
+)
 from talon.markers import parse_markers
 from talon.model import Job, Spec
 from talon.placeholders import PlaceholderError, substitute, values_for
-from talon.plan import Decision, due_fires, first_cursor, refresh_cursor, run_after_upstream, run_for_fire, next_attempt, settle
+from talon.plan import (
+    Decision,
+    due_fires,
+    first_cursor,
+    next_attempt,
+    refresh_cursor,
+    run_after_upstream,
+    run_for_fire,
+    settle,
+)
 from talon.resources import Grant, allocate
 from talon.runs import OPEN_STATES, Run, State, iso
 from talon.secrets import SecretError, resolve
@@ -111,7 +126,9 @@ class Pass:
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
-            self.book.checked = {k: v for k, v in self.book.checked.items() if k in self._open_ids()}
+            self.book.checked = {
+                k: v for k, v in self.book.checked.items() if k in self._open_ids()
+            }
             bookkeeping.save(self.store, self.book)
         return self.decisions
 
@@ -195,7 +212,9 @@ class Pass:
 
     def submission(self, run: Run, job: Job, grants: Sequence[Mapping[str, Any]]) -> Submission:
         root = self.spec.config.root
-        values = values_for(job=job.name, run_id=run.id, period=run.period, params=run.params, resources=grants)
+        values = values_for(
+            job=job.name, run_id=run.id, period=run.period, params=run.params, resources=grants
+        )
         command: str | tuple[str, ...]
         if job.call is not None:
             command = job.call
@@ -218,7 +237,10 @@ class Pass:
             }
         )
         cfg = self.spec.config.executors[job.executor]
-        options = {k: substitute(v, values, quote=False) if isinstance(v, str) else v for k, v in cfg.options.items()}
+        options = {
+            k: substitute(v, values, quote=False) if isinstance(v, str) else v
+            for k, v in cfg.options.items()
+        }
         if job.host is not None:
             options["host"] = substitute(job.host, values, quote=False)
         workdir = root / job.workdir if job.workdir else root
@@ -247,7 +269,9 @@ class Pass:
         try:
             sub = self.submission(run, job, run.resources)
         except PlaceholderError:
-            sub = Submission(run.id, run.job, "", {}, self.store.log_path(run), self.store.book / "proc")
+            sub = Submission(
+                run.id, run.job, "", {}, self.store.log_path(run), self.store.book / "proc"
+            )
         return sub, self.executor(name)
 
     # --- 1. collect --------------------------------------------------------------------------
@@ -259,7 +283,10 @@ class Pass:
             job = self.spec.jobs.get(run.job)
             found = self.submission_for(run)
             if found is None:
-                self._finish(run, Lost(f"executor '{(run.executor or {}).get('name')}' is no longer configured"))
+                self._finish(
+                    run,
+                    Lost(f"executor '{(run.executor or {}).get('name')}' is no longer configured"),
+                )
                 continue
             sub, ex = found
             handle = (run.executor or {}).get("handle")
@@ -267,11 +294,15 @@ class Pass:
                 # The pass that dispatched it died between recording intent and the handle.
                 adopted = None if self.dry_run else ex.adopt(sub)
                 if adopted is None:
-                    self._finish(run, Lost("dispatched, but the pass died before recording a handle"))
+                    self._finish(
+                        run, Lost("dispatched, but the pass died before recording a handle")
+                    )
                     continue
-                run = self.write(run, lambda r, h=adopted: replace(r, executor={**(r.executor or {}), "handle": h}))
+                run = self.write(run, _with_handle(adopted))  # noqa: PLW2901 - adopted replaces stale
                 handle = adopted
-                self.decide("adopt", run, f"found the job submitted by an interrupted pass: {handle}")
+                self.decide(
+                    "adopt", run, f"found the job submitted by an interrupted pass: {handle}"
+                )
             status: Status = Running() if self.dry_run else ex.poll(handle, sub)
             timeout = job.timeout_s if job else None
             if isinstance(status, Running) and timeout is not None:
@@ -291,7 +322,7 @@ class Pass:
 
     def _apply_end(self, run: Run, settled: Run, sub: Submission | None) -> None:
         job = self.spec.jobs.get(run.job)
-        markers = self._markers(sub) if sub is not None else ([], [])
+        markers = self._markers(sub) if sub is not None else (None, [])
         if settled.state is State.SUCCEEDED:
             self._trigger_dependants(settled)
         elif settled.state is State.FAILED and job is not None and settled.attempt <= job.retries:
@@ -301,7 +332,11 @@ class Pass:
             if current.state is not State.RUNNING:
                 return None  # someone (talon cancel) settled it meanwhile
             new = current.transition(
-                settled.state, self.now, settled.reason, exit_code=settled.exit_code, finished=settled.finished
+                settled.state,
+                self.now,
+                settled.reason,
+                exit_code=settled.exit_code,
+                finished=settled.finished,
             )
             progress, artifacts = markers
             if progress is not None:
@@ -312,7 +347,9 @@ class Pass:
 
         new = self.write(run, change)
         if new.state is State.SUCCEEDED and new.started:
-            self.book.add_duration(run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds())
+            self.book.add_duration(
+                run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()
+            )
         action = {State.SUCCEEDED: "succeed", State.FAILED: "fail"}.get(new.state, new.state.value)
         self.decide(action, new, new.reason or "")
 
@@ -328,7 +365,13 @@ class Pass:
 
                         progress = merge_progress(progress, payload)
                     else:
-                        artifacts.append({"url": payload.get("url"), "name": payload.get("name"), "at": iso(self.now)})
+                        artifacts.append(
+                            {
+                                "url": payload.get("url"),
+                                "name": payload.get("name"),
+                                "at": iso(self.now),
+                            }
+                        )
         except OSError:
             pass
         return progress, artifacts
@@ -345,7 +388,9 @@ class Pass:
         existing = self.view.runs_in(failed.period_key, job.name)
         run = next_attempt(job, failed, self.now, existing, "retry")
         if self.create(run):
-            self.decide("retry", run, f"attempt {run.attempt} of {job.retries + 1} after {failed.id} failed")
+            self.decide(
+                "retry", run, f"attempt {run.attempt} of {job.retries + 1} after {failed.id} failed"
+            )
 
     # --- 2. fire -----------------------------------------------------------------------------
 
@@ -366,10 +411,20 @@ class Pass:
                 kind = "catchup" if late.total_seconds() > 300 else _trigger_kind(job)
                 run = run_for_fire(job, fire, self.now, kind, self.revision())
                 if self.create(run):
-                    self.decide("create", run, f"{kind} trigger at {iso(fire.at)}" + (f" ({fire.note})" if fire.note else ""))
+                    self.decide(
+                        "create",
+                        run,
+                        f"{kind} trigger at {iso(fire.at)}"
+                        + (f" ({fire.note})" if fire.note else ""),
+                    )
             if dropped:
                 self.decisions.append(
-                    Decision("missed", name, "-", f"{len(dropped)} missed trigger(s) not run (catchup: {job.catchup.value})")
+                    Decision(
+                        "missed",
+                        name,
+                        "-",
+                        f"{len(dropped)} missed trigger(s) not run (catchup: {job.catchup.value})",
+                    )
                 )
             self.book.set_cursor(name, advanced)
 
@@ -387,7 +442,9 @@ class Pass:
         if self._plugins is None:
             from talon.plugins import load_constraint_plugins
 
-            self._plugins, errors = load_constraint_plugins(self.spec.config.plugins, self.spec.config.root)
+            self._plugins, errors = load_constraint_plugins(
+                self.spec.config.plugins, self.spec.config.root
+            )
             self.problems.extend(errors)
         return self._plugins
 
@@ -402,11 +459,19 @@ class Pass:
         assert self.view is not None
         job = self.spec.jobs.get(run.job)
         if job is None:
-            return self._settle_checked(run, [Check("schedule", Verdict.CANCEL, f"job {run.job} is no longer in the schedule")])
+            return self._settle_checked(
+                run,
+                [Check("schedule", Verdict.CANCEL, f"job {run.job} is no longer in the schedule")],
+            )
         last = self.book.checked.get(run.id)
         recent = last is not None and self.now.timestamp() - last < job.poll_s
         deps = {d.job for d in job.constraints.after}
-        if run.state is State.BLOCKED and recent and not (deps & self.changed_jobs) and not job.constraints.start_by:
+        if (
+            run.state is State.BLOCKED
+            and recent
+            and not (deps & self.changed_jobs)
+            and not job.constraints.start_by
+        ):
             return run
         plugins = self.plugins() if job.constraints.plugins else {}
         checks = evaluate(run, job, self.spec, self.view, self.now, plugins, dispatched)
@@ -421,9 +486,9 @@ class Pass:
         def change(current: Run) -> Run | None:
             if current.state not in (State.BLOCKED, State.READY):
                 return None
-            same_checks = [(c["constraint"], c["verdict"], c["reason"]) for c in current.checks] == [
-                (c["constraint"], c["verdict"], c["reason"]) for c in recorded
-            ]
+            same_checks = [
+                (c["constraint"], c["verdict"], c["reason"]) for c in current.checks
+            ] == [(c["constraint"], c["verdict"], c["reason"]) for c in recorded]
             if state is current.state and same_checks and reason == current.reason:
                 return None
             if state is current.state and reason == current.reason:
@@ -436,9 +501,12 @@ class Pass:
         before = run.state
         new = self.write(run, change)
         if new.state is not before or (new.state is State.BLOCKED and new.reason != run.reason):
-            action = {State.READY: "ready", State.BLOCKED: "block", State.SKIPPED: "skip", State.FAILED: "fail"}.get(
-                new.state, new.state.value
-            )
+            action = {
+                State.READY: "ready",
+                State.BLOCKED: "block",
+                State.SKIPPED: "skip",
+                State.FAILED: "fail",
+            }.get(new.state, new.state.value)
             self.decide(action, new, new.reason or "")
         return new
 
@@ -447,19 +515,31 @@ class Pass:
     def dispatch(self) -> None:
         assert self.view is not None
         ready = sorted(
-            (r for by_job in self.view.open_by_job.values() for r in by_job.values() if r.state is State.READY),
+            (
+                r
+                for by_job in self.view.open_by_job.values()
+                for r in by_job.values()
+                if r.state is State.READY
+            ),
             key=lambda r: (r.created, r.id),
         )
         if not ready:
             return
-        running = [r for by_job in self.view.open_by_job.values() for r in by_job.values() if r.state is State.RUNNING]
+        running = [
+            r
+            for by_job in self.view.open_by_job.values()
+            for r in by_job.values()
+            if r.state is State.RUNNING
+        ]
         per_executor: dict[str, int] = {}
         in_use: dict[str, int] = {}
         for r in running:
             name = str((r.executor or {}).get("name", ""))
             per_executor[name] = per_executor.get(name, 0) + 1
             for g in r.resources:
-                in_use[str(g.get("path"))] = in_use.get(str(g.get("path")), 0) + int(g.get("slots", 1))
+                in_use[str(g.get("path"))] = in_use.get(str(g.get("path")), 0) + int(
+                    g.get("slots", 1)
+                )
         for run in ready:
             job = self.spec.jobs.get(run.job)
             if job is None:
@@ -471,7 +551,9 @@ class Pass:
             cfg = self.spec.config.executors[job.executor]
             limit = cfg.options.get("max_parallel")
             if isinstance(limit, int) and per_executor.get(job.executor, 0) >= limit:
-                self._wait(run, f"waiting for executor {job.executor}: {limit} of {limit} runs in progress")
+                self._wait(
+                    run, f"waiting for executor {job.executor}: {limit} of {limit} runs in progress"
+                )
                 continue
             grants = allocate(self.spec.resources, job.resources, in_use)
             if isinstance(grants, str):
@@ -479,8 +561,8 @@ class Pass:
                 continue
             if self._start(run, job, grants):
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
-                for g in grants:
-                    in_use[g.path] = in_use.get(g.path, 0) + g.slots
+                for grant in grants:
+                    in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
 
     def _wait(self, run: Run, reason: str) -> None:
         def change(current: Run) -> Run | None:
@@ -527,28 +609,55 @@ class Pass:
         sub.status_dir.mkdir(parents=True, exist_ok=True)
         try:
             handle: Handle = self.executor(job.executor).submit(sub)
-        except SubmitRefused as exc:
-            if exc.retryable:
+        except SubmitRefused as refused:
+            why = refused.reason
+            if refused.retryable:
                 self.write(
                     marked,
-                    lambda r: r.transition(State.READY, self.now, f"not started: {exc.reason}", dispatch=None, resources=(), executor=None, started=None),
+                    lambda r: r.transition(
+                        State.READY,
+                        self.now,
+                        f"not started: {why}",
+                        dispatch=None,
+                        resources=(),
+                        executor=None,
+                        started=None,
+                    ),
                 )
-                self.decide("wait", marked, exc.reason)
+                self.decide("wait", marked, why)
                 return False
-            self.write(marked, lambda r: r.transition(State.FAILED, self.now, f"refused: {exc.reason}", finished=iso(self.now)))
-            self.decide("fail", marked, exc.reason)
+            self.write(
+                marked,
+                lambda r: r.transition(
+                    State.FAILED, self.now, f"refused: {why}", finished=iso(self.now)
+                ),
+            )
+            self.decide("fail", marked, why)
             return False
-        except Exception as exc:  # noqa: BLE001 - one broken executor must not stop the pass
-            self.write(marked, lambda r: r.transition(State.FAILED, self.now, f"could not start: {type(exc).__name__}: {exc}", finished=iso(self.now)))
-            self.decide("fail", marked, str(exc))
+        except Exception as exc:  # one broken executor must not stop the pass
+            broken = f"could not start: {type(exc).__name__}: {exc}"
+            self.write(
+                marked,
+                lambda r: r.transition(State.FAILED, self.now, broken, finished=iso(self.now)),
+            )
+            self.decide("fail", marked, broken)
             return False
-        self.write(marked, lambda r: replace(r, executor={**(r.executor or {}), "handle": handle}))
+        self.write(marked, _with_handle(handle))
         self.decide("dispatch", marked, _dispatch_detail(job, grants))
         return True
 
     def _fail_ready(self, run: Run, reason: str) -> None:
-        self.write(run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now)))
+        self.write(
+            run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
+        )
         self.decide("fail", run, reason)
+
+
+def _with_handle(handle: Handle) -> Callable[[Run], Run | None]:
+    def change(run: Run) -> Run | None:
+        return replace(run, executor={**(run.executor or {}), "handle": handle})
+
+    return change
 
 
 def _dispatch_detail(job: Job, grants: Sequence[Grant]) -> str:
@@ -564,7 +673,9 @@ def _trigger_kind(job: Job) -> str:
 
 def _checks_json(run: Run, checks: Sequence[Check], now: datetime) -> list[dict[str, Any]]:
     """Checks to record; an unchanged verdict keeps the time it was first reached (no churn)."""
-    before = {(c.get("constraint"), c.get("verdict"), c.get("reason")): c.get("at") for c in run.checks}
+    before = {
+        (c.get("constraint"), c.get("verdict"), c.get("reason")): c.get("at") for c in run.checks
+    }
     out = []
     for c in checks:
         rec = c.as_json(now)
@@ -582,9 +693,30 @@ def _placeholder_job(run: Run, executor: str) -> Job:
     from talon.triggers import DstPolicy
 
     return Job(
-        name=run.job, source=Source("-", 0, 0), command="", call=None, period_type=PeriodType(run.period["type"]),
-        period_offset=0, timezone="UTC", triggers=(), dst=DstPolicy(), start=None, constraints=Constraints(),
-        resources=(), executor=executor, host=None, poll_s=60, timeout_s=None, expected_duration_s=None,
-        retries=0, catchup=Catchup.NONE, max_catchup=0, params={}, env={}, secrets=(), workdir=None,
-        description="", hash="",
+        name=run.job,
+        source=Source("-", 0, 0),
+        command="",
+        call=None,
+        period_type=PeriodType(run.period["type"]),
+        period_offset=0,
+        timezone="UTC",
+        triggers=(),
+        dst=DstPolicy(),
+        start=None,
+        constraints=Constraints(),
+        resources=(),
+        executor=executor,
+        host=None,
+        poll_s=60,
+        timeout_s=None,
+        expected_duration_s=None,
+        retries=0,
+        catchup=Catchup.NONE,
+        max_catchup=0,
+        params={},
+        env={},
+        secrets=(),
+        workdir=None,
+        description="",
+        hash="",
     )

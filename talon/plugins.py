@@ -26,7 +26,9 @@ def import_target(target: str, root: Path) -> Any:
     return obj
 
 
-def load_constraint_plugins(plugins: Mapping[str, str], root: Path) -> tuple[dict[str, Any], list[str]]:
+def load_constraint_plugins(
+    plugins: Mapping[str, str], root: Path
+) -> tuple[dict[str, Any], list[str]]:
     loaded: dict[str, Any] = {}
     errors: list[str] = []
     for name, target in plugins.items():

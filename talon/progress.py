@@ -24,7 +24,11 @@ def effective(run: Run, now: datetime, expected_s: float | None) -> dict[str, An
         return dict(run.progress)
     if run.state is State.RUNNING and run.started and expected_s:
         elapsed = max(0.0, (now - datetime.fromisoformat(run.started)).total_seconds())
-        return {"kind": "duration", "elapsed_s": round(elapsed, 1), "expected_s": round(expected_s, 1)}
+        return {
+            "kind": "duration",
+            "elapsed_s": round(elapsed, 1),
+            "expected_s": round(expected_s, 1),
+        }
     return None
 
 

@@ -44,7 +44,10 @@ def open_repo(directory: str | None, environ: Mapping[str, str]) -> Repo:
 def report_problems(command: str, exc: ProblemsError) -> int:
     for p in exc.problems:
         print(p, file=sys.stderr)
-    print(f"talon {command}: the configuration has {len(exc.problems)} problem(s); nothing was done", file=sys.stderr)
+    print(
+        f"talon {command}: the configuration has {len(exc.problems)} problem(s); nothing was done",
+        file=sys.stderr,
+    )
     return 1
 
 

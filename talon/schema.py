@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -40,10 +41,9 @@ def check(name: str, loaded: Loaded, path: str) -> list[Problem]:
     from jsonschema.exceptions import best_match
 
     problems: list[Problem] = []
-    for error in _validator(name).iter_errors(loaded.data):
-        if error.context:
-            # anyOf/oneOf: report the alternative that came closest, not all of them.
-            error = best_match([error])
+    for found in _validator(name).iter_errors(loaded.data):
+        # anyOf/oneOf: report the alternative that came closest, not all of them.
+        error = best_match([found]) if found.context else found
         problems.extend(_locate(error, loaded, path))
     # Several subschemas (allOf/if-then) may reject the same unknown key: say it once, with the
     # narrowest list of known keys.
@@ -72,10 +72,10 @@ def _locate(error: ValidationError, loaded: Loaded, path: str) -> list[Problem]:
     at = tuple(error.absolute_path)
     where = _dotted(at)
     prefix = f"{where}: " if where else ""
+    sub = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        patterns = error.schema.get("patternProperties", {})
-        import re
+        allowed = set(sub.get("properties", {}))
+        patterns = sub.get("patternProperties", {})
 
         extras = [
             k
@@ -111,10 +111,11 @@ def _names_message(key: str, error: ValidationError) -> str:
 
 def _message(error: ValidationError) -> str:
     if error.validator == "enum":
-        options = ", ".join(json.dumps(o) for o in error.validator_value)
+        allowed: Any = error.validator_value
+        options = ", ".join(json.dumps(o) for o in allowed)
         return f"{json.dumps(error.instance)} is not one of {options}"
     if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
+        return str(error.message).replace("is a required property", "is required")
     if error.validator == "type":
         return f"{json.dumps(error.instance)} should be of type {error.validator_value}"
     if error.validator == "pattern":

@@ -157,10 +157,20 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
                 line, col = f.at(("jobs", name))
                 oline, ocol = other.at(("jobs", name))
                 ld.problems.append(
-                    Problem(f.rel, line, col, f"duplicate job name '{name}', first defined at {other.rel}:{oline}:{ocol}")
+                    Problem(
+                        f.rel,
+                        line,
+                        col,
+                        f"duplicate job name '{name}', first defined at {other.rel}:{oline}:{ocol}",
+                    )
                 )
                 ld.problems.append(
-                    Problem(other.rel, oline, ocol, f"duplicate job name '{name}', also defined at {f.rel}:{line}:{col}")
+                    Problem(
+                        other.rel,
+                        oline,
+                        ocol,
+                        f"duplicate job name '{name}', also defined at {f.rel}:{line}:{col}",
+                    )
                 )
                 continue
             first_seen[name] = (f, name)
@@ -188,7 +198,7 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
 
 
 def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Later layers win; mappings that combine naturally (params, env, constraints) merge a level."""
+    """Later layers win; params, env and constraints merge one level deep."""
     out: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
@@ -277,7 +287,10 @@ def _duration(ld: _Loader, f: _File, at: KeyPath, value: Any) -> float | None:
     except ValueError as exc:
         problem = f.problem(at, str(exc), value=True)
         # The schema's pattern usually caught it already, at the same place: say it once.
-        if not any((p.path, p.line, p.col) == (problem.path, problem.line, problem.col) for p in ld.problems):
+        if not any(
+            (p.path, p.line, p.col) == (problem.path, problem.line, problem.col)
+            for p in ld.problems
+        ):
             ld.problems.append(problem)
         return None
 
@@ -332,17 +345,31 @@ def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | No
 def _check_names(ld: _Loader, f: _File, name: str, d: Mapping[str, Any], names: set[str]) -> None:
     """References to other jobs, checked against every defined name (valid or not)."""
     base: KeyPath = ("jobs", name)
-    after = (d.get("constraints") or {}).get("after") if isinstance(d.get("constraints"), dict) else None
+    after = (
+        (d.get("constraints") or {}).get("after")
+        if isinstance(d.get("constraints"), dict)
+        else None
+    )
     for i, item in enumerate(after if isinstance(after, list) else []):
         target = item.get("job") if isinstance(item, dict) else item
         if isinstance(target, str) and target not in names:
             at = (*base, "constraints", "after", i)
-            ld.problems.append(f.problem(at, f"after: {_unknown('job', target, sorted(names))}", value=True))
+            ld.problems.append(
+                f.problem(at, f"after: {_unknown('job', target, sorted(names))}", value=True)
+            )
     raw = d.get("trigger")
     for i, trig in enumerate(raw if isinstance(raw, list) else [raw]):
-        if isinstance(trig, dict) and isinstance(trig.get("after"), str) and trig["after"] not in names:
+        if (
+            isinstance(trig, dict)
+            and isinstance(trig.get("after"), str)
+            and trig["after"] not in names
+        ):
             at = (*base, "trigger", i) if isinstance(raw, list) else (*base, "trigger")
-            ld.problems.append(f.problem(at, f"trigger: {_unknown('job', trig['after'], sorted(names))}", value=True))
+            ld.problems.append(
+                f.problem(
+                    at, f"trigger: {_unknown('job', trig['after'], sorted(names))}", value=True
+                )
+            )
 
 
 def _build_job(
@@ -350,7 +377,6 @@ def _build_job(
 ) -> Job | None:
     base: KeyPath = ("jobs", name)
     line, col = f.at(base)
-    before = len(ld.problems)
     has_cmd, has_call = "command" in d, "call" in d
     if has_cmd == has_call:
         what = "both 'command' and 'call'" if has_cmd else "neither 'command' nor 'call'"
@@ -429,7 +455,9 @@ def _build_job(
         timeout_s=timeout,
         expected_duration_s=expected,
         retries=int(d.get("retries", 0)),
-        catchup=Catchup(d["catchup"]) if d.get("catchup") in ("none", "latest", "all") else Catchup.LATEST,
+        catchup=Catchup(d["catchup"])
+        if d.get("catchup") in ("none", "latest", "all")
+        else Catchup.LATEST,
         max_catchup=int(d.get("max_catchup", DEFAULT_MAX_CATCHUP)),
         params=dict(d.get("params") or {}),
         env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
@@ -540,7 +568,8 @@ def _check_references(
                 ld.problems.append(
                     f.problem(
                         (*base, "resources", i),
-                        f"resources: '{req.select}' asks for {req.count} but only {len(candidates(leaves, req))} match",
+                        f"resources: '{req.select}' asks for {req.count} "
+                        f"but only {len(candidates(leaves, req))} match",
                         value=True,
                     )
                 )
@@ -548,10 +577,19 @@ def _check_references(
         first = jobs[cycle[0]]
         steps = []
         for a, b in zip(cycle, [*cycle[1:], cycle[0]], strict=True):
-            how = "waits for" if any(d.job == b for d in jobs[a].constraints.after) else "is triggered by"
+            how = (
+                "waits for"
+                if any(d.job == b for d in jobs[a].constraints.after)
+                else "is triggered by"
+            )
             steps.append(f"{a} {how} {b}")
         ld.problems.append(
-            Problem(first.source.path, first.source.line, first.source.col, f"dependency cycle: {'; '.join(steps)}")
+            Problem(
+                first.source.path,
+                first.source.line,
+                first.source.col,
+                f"dependency cycle: {'; '.join(steps)}",
+            )
         )
 
 

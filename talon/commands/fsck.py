@@ -56,7 +56,9 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
             if m:
                 alive = _pid_alive(int(m.group(1)))
                 if not alive:
-                    findings.append({"path": str(path), "problem": "temporary file left by a killed writer"})
+                    findings.append(
+                        {"path": str(path), "problem": "temporary file left by a killed writer"}
+                    )
                     if repair:
                         quarantine.mkdir(parents=True, exist_ok=True)
                         os.rename(path, quarantine / f"{'_'.join(rel_dir.parts)}_{name}")
@@ -65,15 +67,28 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
                 if name.endswith((".log",)) or ".corrupt-" in name:
                     continue
                 if len(rel_dir.parts) == 2:
-                    findings.append({"path": str(path), "problem": "foreign file (ignored by Talon)"})
+                    findings.append(
+                        {"path": str(path), "problem": "foreign file (ignored by Talon)"}
+                    )
                 continue
             if len(rel_dir.parts) != 2:
-                findings.append({"path": str(path), "problem": "run file outside state/<period>/<job>/ (ignored)"})
+                findings.append(
+                    {
+                        "path": str(path),
+                        "problem": "run file outside state/<period>/<job>/ (ignored)",
+                    }
+                )
                 continue
             try:
                 run = (store.read if repair else _peek)(path)
             except CorruptRun as exc:
-                findings.append({"path": str(path), "problem": f"unreadable: {exc.why}", "moved_to": str(exc.moved_to)})
+                findings.append(
+                    {
+                        "path": str(path),
+                        "problem": f"unreadable: {exc.why}",
+                        "moved_to": str(exc.moved_to),
+                    }
+                )
                 continue
             except (ValueError, KeyError, TypeError) as exc:
                 findings.append({"path": str(path), "problem": f"unreadable: {exc}"})
@@ -82,12 +97,29 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
             if run.state in OPEN_STATES:
                 open_found.add(rel)
                 if rel not in book.open:
-                    findings.append({"path": str(path), "problem": f"{run.state.value} run missing from the index"})
+                    findings.append(
+                        {
+                            "path": str(path),
+                            "problem": f"{run.state.value} run missing from the index",
+                        }
+                    )
                 if run.state is State.RUNNING and not (run.executor or {}).get("handle"):
-                    findings.append({"path": str(path), "problem": "running with no handle (dispatch interrupted)"})
-    for lock in sorted((store.book / "locks").glob("*.lock")) if (store.book / "locks").is_dir() else []:
+                    findings.append(
+                        {
+                            "path": str(path),
+                            "problem": "running with no handle (dispatch interrupted)",
+                        }
+                    )
+    for lock in (
+        sorted((store.book / "locks").glob("*.lock")) if (store.book / "locks").is_dir() else []
+    ):
         if store.lock_mode == "lockfile" and lock.stat().st_size >= 0:
-            findings.append({"path": str(lock), "problem": "lock marker present (stale if no talon process runs)"})
+            findings.append(
+                {
+                    "path": str(lock),
+                    "problem": "lock marker present (stale if no talon process runs)",
+                }
+            )
     if repair:
         book.open = open_found | {p for p in book.open if (store.root / p).is_file()}
         with store.locked("@pass"):

@@ -42,7 +42,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         emit_json([{"at": f.at.isoformat(), "note": f.note} for f in fires])
         return EXIT_OK
     if not fires:
-        kinds = ", ".join(sorted({type(t).__name__.removesuffix("Trigger").lower() for t in job.triggers})) or "none"
+        kinds = (
+            ", ".join(
+                sorted({type(t).__name__.removesuffix("Trigger").lower() for t in job.triggers})
+            )
+            or "none"
+        )
         print(f"talon next: {job.name} has no timed trigger (triggers: {kinds})", file=sys.stderr)
     for f in fires:
         print(f.at.isoformat())

@@ -14,7 +14,9 @@ from talon.problems import ProblemsError
 from talon.repo import Repo, open_repo, report_problems
 
 
-def simulate(repo: Repo, start: datetime, until: datetime | None) -> list[tuple[datetime, Decision]]:
+def simulate(
+    repo: Repo, start: datetime, until: datetime | None
+) -> list[tuple[datetime, Decision]]:
     """Dry-run passes at `start` and at every due instant up to `until`, writing nothing.
 
     Runs the plan starts are assumed to keep running (their outcome is unknown), so later

@@ -18,14 +18,18 @@ from talon.markers import format_marker
 from talon.report import ITEM_STATES, record_progress
 
 
-def locate_run(run_ref: str | None, directory: str | None, environ: Mapping[str, str]) -> Path | None:
+def locate_run(
+    run_ref: str | None, directory: str | None, environ: Mapping[str, str]
+) -> Path | None:
     """The run file to report to, or None when it is not reachable from here."""
     if run_ref is None and environ.get("TALON_RUN_FILE"):
         path = Path(environ["TALON_RUN_FILE"])
         return path if path.is_file() else None
     ref = run_ref or environ.get("TALON_RUN_ID")
     if ref is None:
-        raise UsageError("no run: give --run RUN, or call this from a job (TALON_RUN_ID is not set)")
+        raise UsageError(
+            "no run: give --run RUN, or call this from a job (TALON_RUN_ID is not set)"
+        )
     from talon.repo import open_repo_store
     from talon.store import StoreError
 
@@ -48,7 +52,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         for pair in args.item:
             name, sep, state = pair.partition("=")
             if not sep or not name or state not in ITEM_STATES:
-                raise UsageError(f"--item {pair!r}: expected NAME=STATE with STATE one of {', '.join(ITEM_STATES)}")
+                raise UsageError(
+                    f"--item {pair!r}: expected NAME=STATE, "
+                    f"with STATE one of {', '.join(ITEM_STATES)}"
+                )
             items[name] = state
         report = {"kind": "items", "items": items}
         if args.total is not None:

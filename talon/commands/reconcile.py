@@ -17,7 +17,9 @@ from talon.repo import Repo, open_repo, report_problems
 from talon.runs import State
 
 
-def one_pass(repo: Repo, now: datetime, environ: Mapping[str, str]) -> tuple[list[Decision], list[str], bool]:
+def one_pass(
+    repo: Repo, now: datetime, environ: Mapping[str, str]
+) -> tuple[list[Decision], list[str], bool]:
     """Run a pass; returns (decisions, problems, whether anything is still ready or running)."""
     from talon.passes import Pass
 
@@ -25,7 +27,9 @@ def one_pass(repo: Repo, now: datetime, environ: Mapping[str, str]) -> tuple[lis
     decisions = p.run()
     assert p.view is not None
     active = any(
-        r.state in (State.READY, State.RUNNING) for by_job in p.view.open_by_job.values() for r in by_job.values()
+        r.state in (State.READY, State.RUNNING)
+        for by_job in p.view.open_by_job.values()
+        for r in by_job.values()
     )
     return decisions, p.problems, active
 
@@ -41,7 +45,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     failed_any = False
     delay = 0.002
     while True:
-        now = fixed_now + timedelta(seconds=time.monotonic() - started) if fixed_now else parse_now(None)
+        now = (
+            fixed_now + timedelta(seconds=time.monotonic() - started)
+            if fixed_now
+            else parse_now(None)
+        )
         decisions, problems, active = one_pass(repo, now, environ)
         for problem in problems:
             print(f"talon reconcile: {problem}", file=sys.stderr)

@@ -27,7 +27,7 @@ def tree(repo: Repo) -> list[dict[str, Any]]:
         open_runs.append(run)
     rows = []
     for leaf in repo.spec.resources:
-        holders = [
+        holders: list[dict[str, Any]] = [
             {"run": r.id, "slots": int(g.get("slots", 1))}
             for r in open_runs
             if r.state is State.RUNNING
@@ -37,7 +37,11 @@ def tree(repo: Repo) -> list[dict[str, Any]]:
         waiters = []
         for r in open_runs:
             job = repo.spec.jobs.get(r.job)
-            if r.state is not State.READY or job is None or not (r.reason or "").startswith("waiting for resources"):
+            if (
+                r.state is not State.READY
+                or job is None
+                or not (r.reason or "").startswith("waiting for resources")
+            ):
                 continue
             if any(leaf in candidates(repo.spec.resources, req) for req in job.resources):
                 waiters.append(r.id)

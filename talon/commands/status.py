@@ -40,9 +40,13 @@ def gather(repo: Repo, now: datetime, period: str | None, job_name: str | None) 
     return sorted(runs.values(), key=lambda r: (r.job, r.created, r.id))
 
 
-def row(repo: Repo, run: Run, now: datetime, durations: Mapping[str, list[float]]) -> dict[str, object]:
+def row(
+    repo: Repo, run: Run, now: datetime, durations: Mapping[str, list[float]]
+) -> dict[str, object]:
     job = repo.spec.jobs.get(run.job)
-    expected = expected_seconds(job.expected_duration_s if job else None, durations.get(run.job, []))
+    expected = expected_seconds(
+        job.expected_duration_s if job else None, durations.get(run.job, [])
+    )
     progress = effective(run, now, expected)
     duration = None
     if run.started:
@@ -87,7 +91,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                 r["state"],
                 r["_progress"],
                 r["started"] or "",
-                format_duration(float(r["duration_s"])) if isinstance(r["duration_s"], float) else "",
+                format_duration(float(r["duration_s"]))
+                if isinstance(r["duration_s"], float)
+                else "",
                 r["reason"] or "",
             ]
             for r in rows
