@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ def talon_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
-def runs(root: Path) -> dict[str, dict[str, object]]:
+def runs(root: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted((root / "state").glob("*/*/*.json")):
         data = json.loads(path.read_text())
@@ -59,7 +60,7 @@ def test_chain_in_one_period(tmp_path: Path, talon: Talon) -> None:
         "c@20261127T060000Z.after.b": "succeeded",
     }
     b = runs(root)["b@20261127T060000Z"]
-    history = [h["state"] for h in b["history"]]  # type: ignore[union-attr]
+    history = [h["state"] for h in b["history"]]
     assert history[0] == "blocked" and history[-1] == "succeeded"
     assert "running" in history
 
@@ -279,5 +280,5 @@ def test_retry_and_backfill(tmp_path: Path, talon: Talon) -> None:
     assert talon("-C", str(root), "reconcile", "--wait").code == 0
     got = runs(root)
     assert got[retried]["attempt"] == 2
-    assert got[retried]["period"]["key"] == "2026-10"  # type: ignore[index]
-    assert sorted({r["period"]["key"] for r in got.values()}) == ["2026-10", "2026-11", "2026-12"]  # type: ignore[index]
+    assert got[retried]["period"]["key"] == "2026-10"
+    assert sorted({r["period"]["key"] for r in got.values()}) == ["2026-10", "2026-11", "2026-12"]
