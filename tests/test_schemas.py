@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import json
+import re
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +30,7 @@ SCHEMA_DIR = ROOT / "schemas"
 EXAMPLE = ROOT / "example-repo"
 TEMPLATE = ROOT / "talon" / "templates" / "init"
 NAMES = ("talon", "schedule", "resources", "run")
+EXECUTOR_TYPES = {"local", "inprocess", "ssh", "sge", "slurm"}
 MODELINE = "# yaml-language-server: $schema="
 
 
@@ -167,6 +174,11 @@ def _example_jobs() -> dict[str, dict[str, Any]]:
     return jobs
 
 
+def _period_type(job: dict[str, Any]) -> str:
+    period = job.get("period", "daily")
+    return period if isinstance(period, str) else str(period["type"])
+
+
 def _triggers(job: dict[str, Any]) -> list[Any]:
     trigger = job.get("trigger", [])
     return trigger if isinstance(trigger, list) else [trigger]
@@ -184,14 +196,7 @@ def test_example_exercises_every_concept() -> None:
     """The example is the demo and a fixture: it must keep showing every part of the SPEC."""
     config = load(EXAMPLE / "talon.yaml")
     jobs = _example_jobs()
-    periods = {
-        (
-            j.get("period", "daily")
-            if isinstance(j.get("period", "daily"), str)
-            else j["period"]["type"]
-        )
-        for j in jobs.values()
-    }
+    periods = {_period_type(j) for j in jobs.values()}
     assert periods == {"daily", "weekly", "monthly", "quarterly", "once"}
     assert {"type": "daily", "offset": -1} in [j.get("period") for j in jobs.values()]
     kinds = {_trigger_kind(t) for j in jobs.values() for t in _triggers(j)}
@@ -200,13 +205,7 @@ def test_example_exercises_every_concept() -> None:
     used = {c for j in jobs.values() for c in j.get("constraints", {})}
     assert {"start_by", "after", "once_per_period", "max_running", "max_blocked"} <= used
     assert set(config["plugins"]["constraints"]) <= used, "every plugin constraint is used"
-    assert {e["type"] for e in config["executors"].values()} == {
-        "local",
-        "inprocess",
-        "ssh",
-        "sge",
-        "slurm",
-    }
+    assert {e["type"] for e in config["executors"].values()} == EXECUTOR_TYPES
     assert config["defaults"]["executor"] == "local"
     for name, executor in config["executors"].items():
         if executor["type"] in ("ssh", "sge", "slurm"):
@@ -241,23 +240,102 @@ def test_example_after_chain_of_three() -> None:
         deps = jobs[name].get("constraints", {}).get("after", [])
         return {d if isinstance(d, str) else d["job"] for d in deps}
 
-    chains = [
-        (a, b, c) for c in jobs for b in upstream(c) for a in upstream(b) if a in jobs and b in jobs
-    ]
-    assert chains
+    chains = [(a, b, c) for c in jobs for b in upstream(c) & set(jobs) for a in upstream(b)]
+    assert ("close-prices", "value-positions", "daily-report") in chains
 
 
-def test_example_commands_are_local_scripts() -> None:
-    """Every string or argv command starts with an executable script from example-repo/bin."""
-    for name, job in _example_jobs().items():
-        command = job.get("command")
-        if command is None:
-            continue
-        program = command[0] if isinstance(command, list) else command.split()[0]
-        script = EXAMPLE / program
-        assert program.startswith("./bin/") and script.is_file(), name
-        assert script.stat().st_mode & 0o111, f"{script} is executable"
-        assert script.read_text("utf-8").startswith("#!/bin/sh\n"), f"{script} is POSIX sh"
+SAMPLE_KEYS = {
+    "daily": "2026-11-27",
+    "weekly": "2026-W48",
+    "monthly": "2026-11",
+    "quarterly": "2026-Q3",
+    "once": "once",
+}
+
+
+def _sample(job: dict[str, Any], name: str, text: str) -> str:
+    """`text` with its placeholders filled in roughly as Talon would, for a run by hand."""
+    values = {
+        "period.key": SAMPLE_KEYS[_period_type(job)],
+        "job.name": name,
+        "run.id": f"{name}@20261127T063000Z",
+        "resources.0.address": "10.0.0.12",
+        **{f"params.{k}": str(v) for k, v in job.get("params", {}).items()},
+    }
+    return re.sub(r"\$\{([^}]+)\}", lambda m: values[m[1]], text)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, j in _example_jobs().items() if "command" in j))
+def test_example_command_runs_by_hand(name: str, tmp_path: Path) -> None:
+    """Every command is a POSIX sh script in bin/ that needs only coreutils and python3.
+
+    Outside Talon (no TALON_RUN_ID) the scripts skip their progress and artifact reports.
+    """
+    job = _example_jobs()[name]
+    command = job["command"]
+    program = command[0] if isinstance(command, list) else command.split()[0]
+    script = EXAMPLE / program
+    assert program.startswith("./bin/") and script.is_file(), "commands are scripts in bin/"
+    assert script.stat().st_mode & 0o111, f"{script} is executable"
+    assert script.read_text("utf-8").startswith("#!/bin/sh\n"), f"{script} is POSIX sh"
+    argv = (
+        [_sample(job, name, a) for a in command]
+        if isinstance(command, list)
+        else ["/bin/sh", "-c", _sample(job, name, command)]
+    )
+    env = {"PATH": "/usr/bin:/bin", "TALON_REPO": str(tmp_path), **job.get("env", {})}
+    env = {k: _sample(job, name, v) for k, v in env.items()}
+    done = subprocess.run(
+        argv, cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=10, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(program.removeprefix("./bin/") + ": ")
+
+
+def _example_lib() -> Any:
+    path = EXAMPLE / "lib" / "talon_example.py"
+    spec = importlib.util.spec_from_file_location("talon_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class _Context:
+    """What the inprocess executor hands a callable, as far as the example uses it."""
+
+    params: dict[str, Any]
+    period: SimpleNamespace
+    reports: list[tuple[str, Any]] = field(default_factory=list)
+
+    def progress(self, percent: float) -> None:
+        self.reports.append(("progress", percent))
+
+    def artifact(self, url: str, name: str | None = None) -> None:
+        self.reports.append(("artifact", (url, name)))
+
+
+def test_example_inprocess_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = _example_lib()
+    monkeypatch.setattr(lib, "OUT", tmp_path)
+    ctx = _Context({"source": "test"}, SimpleNamespace(key="2026-11-27"))
+    lib.refresh(ctx)
+    out = tmp_path / "instruments" / "2026-11-27.csv"
+    assert out.read_text("utf-8").splitlines()[:2] == ["symbol,source", "VOD.L,test"]
+    assert ctx.reports[-2:] == [("progress", 100), ("artifact", (out.as_uri(), "instruments"))]
+
+
+@pytest.mark.parametrize(
+    ("day", "verdict"),
+    [("2026-11-27", "pass"), ("2026-11-28", "cancel"), ("2026-12-25", "cancel")],
+)
+def test_example_business_day_plugin(day: str, verdict: str) -> None:
+    """The plugin constraint, called as Talon calls it: (run, options, view, now)."""
+    run = SimpleNamespace(period={"type": "daily", "key": day, "start": f"{day}T00:00:00+00:00"})
+    now = datetime.fromisoformat(f"{day}T16:35:00+00:00")
+    got, reason = _example_lib().business_day(run, True, None, now)
+    assert (got, reason.startswith(day)) == (verdict, True)
 
 
 # -- mistakes, each rejected where it is ---------------------------------------------------------
