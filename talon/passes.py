@@ -30,6 +30,7 @@ from talon.executors.base import (
     Submission,
     SubmitRefused,
 )
+from talon.faults import crash_point
 from talon.markers import parse_markers
 from talon.model import Job, Spec
 from talon.placeholders import PlaceholderError, substitute, values_for
@@ -50,6 +51,10 @@ from talon.store import CorruptRun, FileStore
 from talon.triggers import AfterTrigger
 
 PASS_LOCK = "@pass"
+# Executors whose `adopt` finds every run they started (by process table, job name): for these a
+# run they cannot find was never started. SSH cannot tell (the host may be unreachable).
+ADOPT_RELIABLE = frozenset({"local", "inprocess", "sge", "slurm"})
+UNSTARTED_GRACE_S = 5.0
 
 
 @dataclass
@@ -129,6 +134,7 @@ class Pass:
             self.book.checked = {
                 k: v for k, v in self.book.checked.items() if k in self._open_ids()
             }
+            crash_point("pass.before_book")
             bookkeeping.save(self.store, self.book)
         return self.decisions
 
@@ -178,8 +184,10 @@ class Pass:
             self.view.note(run)
             return True
         bookkeeping.journal_open(self.store, rel)
+        crash_point("create.after_journal")
         if not self.store.create(run):
             return False
+        crash_point("create.after_file")
         self.view.note(run)
         self.changed_jobs.add(run.job)
         return True
@@ -294,9 +302,7 @@ class Pass:
                 # The pass that dispatched it died between recording intent and the handle.
                 adopted = None if self.dry_run else ex.adopt(sub)
                 if adopted is None:
-                    self._finish(
-                        run, Lost("dispatched, but the pass died before recording a handle")
-                    )
+                    self._unstarted(run)
                     continue
                 run = self.write(run, _with_handle(adopted))  # noqa: PLW2901 - adopted replaces stale
                 handle = adopted
@@ -315,6 +321,36 @@ class Pass:
             if not isinstance(status, Running):
                 self._finish(run, status, sub)
 
+    def _unstarted(self, run: Run) -> None:
+        """A run whose dispatching pass died before recording a handle, and that its executor
+        cannot find: not started, so it may go back to ready — but only for executors that can
+        find every run they started, and only once the dying pass's submit must have ended."""
+        exec_type = str((run.executor or {}).get("type", ""))
+        at = (run.dispatch or {}).get("at")
+        age = (self.now - datetime.fromisoformat(at)).total_seconds() if at else UNSTARTED_GRACE_S
+        if exec_type not in ADOPT_RELIABLE:
+            self._finish(run, Lost("dispatched, but the pass died before recording a handle"))
+            return
+        if age < UNSTARTED_GRACE_S:
+            return  # the submit may still be under way; look again next pass
+
+        def back(current: Run) -> Run | None:
+            if current.state is not State.RUNNING or (current.executor or {}).get("handle"):
+                return None
+            return current.transition(
+                State.READY,
+                self.now,
+                "the dispatching pass died before starting it; dispatching again",
+                dispatch=None,
+                resources=(),
+                executor=None,
+                started=None,
+            )
+
+        new = self.write(run, back)
+        if new.state is State.READY:
+            self.decide("ready", new, new.reason or "")
+
     def _finish(self, run: Run, status: Status, sub: Submission | None = None) -> None:
         settled = settle(run, status, self.now, None)
         if settled is not None:
@@ -325,6 +361,7 @@ class Pass:
         markers = self._markers(sub) if sub is not None else (None, [])
         if settled.state is State.SUCCEEDED:
             self._trigger_dependants(settled)
+            crash_point("collect.after_dependants")
         elif settled.state is State.FAILED and job is not None and settled.attempt <= job.retries:
             self._retry(job, settled)
 
@@ -386,7 +423,7 @@ class Pass:
     def _retry(self, job: Job, failed: Run) -> None:
         assert self.view is not None
         existing = self.view.runs_in(failed.period_key, job.name)
-        run = next_attempt(job, failed, self.now, existing, "retry")
+        run = next_attempt(job, failed, self.now, existing, "retry-auto")
         if self.create(run):
             self.decide(
                 "retry", run, f"attempt {run.attempt} of {job.retries + 1} after {failed.id} failed"
@@ -605,6 +642,7 @@ class Pass:
         if self.dry_run:
             self.decide("dispatch", marked, _dispatch_detail(job, grants))
             return True
+        crash_point("dispatch.after_intent")
         sub.log_path.parent.mkdir(parents=True, exist_ok=True)
         sub.status_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -642,6 +680,7 @@ class Pass:
             )
             self.decide("fail", marked, broken)
             return False
+        crash_point("dispatch.after_submit")
         self.write(marked, _with_handle(handle))
         self.decide("dispatch", marked, _dispatch_detail(job, grants))
         return True

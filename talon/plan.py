@@ -177,14 +177,22 @@ def run_after_upstream(
 
 
 def next_attempt(job: Job, failed: Run, now: datetime, existing: Sequence[Run], kind: str) -> Run:
-    """A new attempt in the same period (automatic retry or `talon retry`)."""
-    attempt = max([r.attempt for r in existing] + [failed.attempt]) + 1
+    """A new attempt in the same period.
+
+    An automatic retry is attempt N+1 of the failed run, so a pass that dies after creating it
+    and runs again creates the same id, not another attempt. `talon retry` takes the next
+    attempt number free in the period.
+    """
+    if kind == "retry-auto":
+        attempt = failed.attempt + 1
+    else:
+        attempt = max([r.attempt for r in existing] + [failed.attempt]) + 1
     base = failed.id.split(".r", 1)[0] if ".r" in failed.id.rsplit("@", 1)[-1] else failed.id
     return new_run(
         job,
         run_id=f"{base}.r{attempt}",
         period=_period_from_json(failed, job),
-        trigger={"type": kind, "at": iso(now), "previous": failed.id},
+        trigger={"type": "retry", "at": iso(now), "previous": failed.id},
         now=now,
         attempt=attempt,
         params=failed.params,
