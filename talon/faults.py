@@ -21,7 +21,7 @@ POINTS = (
 
 
 def crash_point(name: str) -> None:
-    if _POINT != name:
+    if name != _POINT:
         return
     _seen[0] += 1
     if _seen[0] >= int(_NTH or 1):
