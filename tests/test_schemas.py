@@ -306,7 +306,7 @@ class _Context:
     """What the inprocess executor hands a callable, as far as the example uses it."""
 
     params: dict[str, Any]
-    period: SimpleNamespace
+    period: dict[str, str]
     reports: list[tuple[str, Any]] = field(default_factory=list)
 
     def progress(self, percent: float) -> None:
@@ -319,7 +319,7 @@ class _Context:
 def test_example_inprocess_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lib = _example_lib()
     monkeypatch.setattr(lib, "OUT", tmp_path)
-    ctx = _Context({"source": "test"}, SimpleNamespace(key="2026-11-27"))
+    ctx = _Context({"source": "test"}, {"type": "daily", "key": "2026-11-27"})
     lib.refresh(ctx)
     out = tmp_path / "instruments" / "2026-11-27.csv"
     assert out.read_text("utf-8").splitlines()[:2] == ["symbol,source", "VOD.L,test"]

@@ -29,12 +29,13 @@ BANK_HOLIDAYS = frozenset(
 def refresh(ctx: Any) -> None:
     """The inprocess job `refresh-instruments`: write the instrument master list.
 
-    `ctx` is the run context Talon passes: `ctx.params`, `ctx.period` (with `.key`),
-    `ctx.progress(percent)` and `ctx.artifact(url, name=None)`. Returning is success; an
-    exception fails the run with its message as the reason.
+    `ctx` is the run context Talon passes: `ctx.params`, `ctx.period` (a mapping with type,
+    key, start and end, as in the run file), `ctx.progress(percent)`, `ctx.item(name, state)`
+    and `ctx.artifact(url, name=None)`. Returning is success; an exception fails the run, and
+    its traceback is in the run's log (`talon log RUN`).
     """
     source = str(ctx.params.get("source", "exchange"))
-    target = OUT / "instruments" / f"{ctx.period.key}.csv"
+    target = OUT / "instruments" / f"{ctx.period['key']}.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = ["symbol,source"]
     for done, symbol in enumerate(INSTRUMENTS, 1):
