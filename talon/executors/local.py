@@ -1,0 +1,456 @@
+"""The `local` executor: a detached process on this machine, followed through /proc.
+
+Submit starts the run wrapper (`talon.executors.runner.WRAPPER`, POSIX sh) in a new session and
+returns at once; the wrapper runs the command, waits for it and records its exit status, so the
+run outlives the `talon reconcile` that started it and a later pass collects it.
+
+The command: a string runs as `/bin/sh -c STRING`; an argv tuple is executed directly, no shell,
+so every argument arrives literally. The environment is Talon's own plus `sub.env`, the working
+directory `sub.workdir` (else `TALON_REPO`, else the current one), stdin /dev/null, stdout and
+stderr appended to `sub.log_path`. Signal dispositions and mask are reset to the defaults.
+
+Handle (JSON, stored in the run file):
+
+    {"pid": 4242,              the wrapper: leader of the run's session and process group
+     "start": 1234567,         its start time in clock ticks since boot (/proc/<pid>/stat)
+     "boot": "98fdf961-...",   the boot it started in: pid + start + boot name one process
+     "rc_file": "/abs/state/.talon/proc/<job>.<run>.<crc>.rc",
+     "submitted": 1764270000.123,   epoch seconds, just before the wrapper started
+     "timeout_s": 7200.0}      or null
+
+Status files in `sub.status_dir`, one per run, named `<job>.<run-id>.<crc32 of the log path>`:
+
+    .rc      the exit status as one line ("0\\n"), written once by the wrapper when the command
+             ends. No temp file and rename: a reader only trusts a line that ends in a newline,
+             so a half-written file reads as "not yet" (this saves a file creation and a `mv`
+             exec per run, ~40 % of the wrapper's cost). Not fsynced: after a power cut the run
+             is reported lost rather than finished, which is the worst that can happen.
+    .cancel  only for cancelled runs: when SIGTERM was sent (makes cancel idempotent).
+
+Files are left in place for `talon fsck` or the caller to prune; submit removes stale ones.
+
+Timeouts (`sub.timeout_s`) are enforced by the wrapper through coreutils `timeout -k GRACE`:
+SIGTERM to the command's process group at the deadline, SIGKILL after `kill_grace` (config,
+default 10s). The recorded status is 124 when the command stopped on SIGTERM, 137 when it had to
+be killed; either way `poll` says `Finished(code, detail="timed out after 2h")`.
+
+Cancel sends SIGTERM (see `runner.terminate`), records it in `.cancel` and starts a detached
+`python -m talon.executors.runner escalate` that SIGKILLs what is left after `kill_grace`; it
+does not wait. The wrapper survives both and records the status (143, or 137 after SIGKILL), so
+a later poll says `Finished(..., detail="cancelled")`. Cancel is idempotent; a repeated cancel or a
+poll after the grace escalates itself if the helper could not.
+
+Poll: `Finished` once the status line exists; `Running` while the wrapper (pid, start time and
+boot all matching) is alive; `Lost` otherwise. Kill -9 of the command alone is `Finished(137)`
+(the wrapper records it); kill -9 of the wrapper is `Lost`. A wrapper this process started is
+reaped by the poll that sees it finish, so a long-lived `talon watch` keeps no zombies; a short
+pass leaves its wrappers to init. `adopt` finds a wrapper by its command line in /proc (or a
+status file left by one), for a pass that died before recording the handle.
+
+`max_parallel` is enforced by the caller.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import signal
+import sys
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talon.executors import runner
+from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+
+DEFAULT_KILL_GRACE_S = 10.0
+EXIT_TIMED_OUT = 124
+EXIT_KILLED = 128 + signal.SIGKILL
+_SHELL = "/bin/sh"
+# Every signal back to its default disposition in the wrapper (Python ignores SIGPIPE and
+# SIGXFSZ, a caller may ignore others); the wrapper's traps do not reach the command.
+_DEFAULT_SIGNALS = tuple(
+    s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+)
+_CLOCK_SLACK_S = 0.05  # file times come from a coarse clock
+
+
+def status_file(sub: Submission) -> Path:
+    """Where the wrapper of `sub` records its exit status (a pure function of the submission).
+
+    The run id is unique within its job and period only, so the name also carries a checksum of
+    the log path (which names the period), taken from its last components so that a relative
+    and an absolute spelling agree.
+    """
+    tail = "/".join(sub.log_path.parts[-3:])
+    crc = zlib.crc32(os.fsencode(tail))
+    return Path(os.path.abspath(sub.status_dir)) / f"{sub.job}.{sub.run_id}.{crc:08x}.rc"
+
+
+def _cancel_file(rc_file: Path) -> Path:
+    return rc_file.with_suffix(".cancel")
+
+
+@dataclass(frozen=True)
+class _Handle:
+    pid: int | None  # None: adopted from a status file, no process to follow
+    start: int | None
+    boot: str | None
+    rc_file: Path
+    submitted: float
+    timeout_s: float | None
+
+    @classmethod
+    def parse(cls, handle: Handle) -> _Handle | None:
+        try:
+            pid = handle.get("pid")
+            start = handle.get("start")
+            timeout = handle.get("timeout_s")
+            return cls(
+                pid=int(pid) if pid is not None else None,
+                start=int(start) if start is not None else None,
+                boot=str(handle["boot"]) if handle.get("boot") else None,
+                rc_file=Path(str(handle["rc_file"])),
+                submitted=float(handle.get("submitted") or 0.0),
+                timeout_s=float(timeout) if timeout is not None else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def as_json(self) -> Handle:
+        return {
+            "pid": self.pid,
+            "start": self.start,
+            "boot": self.boot,
+            "rc_file": str(self.rc_file),
+            "submitted": round(self.submitted, 3),
+            "timeout_s": self.timeout_s,
+        }
+
+
+class LocalExecutor:
+    """Runs commands as detached local processes. Config: `kill_grace` (seconds, default 10)."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        environ: Mapping[str, str] | None = None,
+        proc: Path = runner.PROC,
+    ) -> None:
+        self.kill_grace_s = _seconds(config.get("kill_grace"), DEFAULT_KILL_GRACE_S, "kill_grace")
+        self._environ = os.environ if environ is None else environ
+        self._proc = proc
+        self._boot: str | None = None  # read once; constant while this process lives
+        self._timeout_program: str | None = None
+
+    # --- the protocol ----------------------------------------------------------------------
+
+    def submit(self, sub: Submission) -> Handle:
+        argv = _argv(sub.command)
+        workdir = self._workdir(sub)
+        timeout_program = self._timeout() if sub.timeout_s is not None else ""
+        rc_file = status_file(sub)
+        _clear(rc_file)
+        log_fd = _open_log(sub.log_path)
+        try:
+            submitted = time.time()
+            try:
+                pid = os.posix_spawn(
+                    _SHELL,
+                    [
+                        "sh",
+                        "-c",
+                        runner.WRAPPER,
+                        runner.WRAPPER_NAME,
+                        str(rc_file),
+                        str(workdir),
+                        timeout_program,
+                        _seconds_arg(sub.timeout_s if sub.timeout_s is not None else 0.0),
+                        _seconds_arg(self.kill_grace_s),
+                        *argv,
+                    ],
+                    {**self._environ, **sub.env},
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                        (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    ],
+                    setsid=True,
+                    setsigmask=(),
+                    setsigdef=_DEFAULT_SIGNALS,
+                )
+            except OSError as exc:
+                retry = exc.errno in (errno.EAGAIN, errno.ENOMEM)
+                raise SubmitRefused(
+                    f"cannot start {_SHELL}: {exc.strerror}", retryable=retry
+                ) from exc
+        finally:
+            os.close(log_fd)
+        # Race-free: until we reap it, the wrapper's pid cannot be reused.
+        found = runner.read_proc(pid, self._proc)
+        handle = _Handle(
+            pid=pid,
+            start=found.start if found is not None else None,
+            boot=self._boot_id() or None,
+            rc_file=rc_file,
+            submitted=submitted,
+            timeout_s=sub.timeout_s,
+        )
+        return handle.as_json()
+
+    def poll(self, handle: Handle, sub: Submission) -> Status:
+        h = _Handle.parse(handle)
+        if h is None:
+            return Lost(f"unusable local handle {handle!r}")
+        code, raw = _read_status(h.rc_file)
+        if code is not None:
+            self._reap(h)
+            return Finished(code, self._detail(h, code))
+        proc = self._identify(h)
+        if proc is not None and not proc.dead:
+            self._escalate_if_due(h)
+            return Running(f"pid {h.pid}")
+        self._reap(h)
+        code, raw = _read_status(h.rc_file)  # it may have been written since the first look
+        if code is not None:
+            return Finished(code, self._detail(h, code))
+        if raw:
+            return Lost(
+                f"process {h.pid} vanished leaving an unreadable exit status {raw!r} in {h.rc_file}"
+            )
+        if h.pid is None:
+            return Lost(f"no process and no exit status in {h.rc_file}")
+        return Lost(f"process {h.pid} vanished without recording an exit status")
+
+    def cancel(self, handle: Handle, sub: Submission) -> None:
+        h = _Handle.parse(handle)
+        if h is None or h.pid is None or _read_status(h.rc_file)[0] is not None:
+            return
+        proc = self._identify(h)
+        if proc is None or proc.dead:
+            self._reap(h)
+            return
+        try:
+            fd = os.open(
+                _cancel_file(h.rc_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+            )
+        except FileExistsError:
+            self._escalate_if_due(h)  # already cancelled: only the SIGKILL may be left to do
+            return
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"SIGTERM at {time.time():.3f}; SIGKILL after {self.kill_grace_s:g}s\n")
+        runner.terminate(h.pid, timeout_program=h.timeout_s is not None, proc=self._proc)
+        self._spawn_escalation(h)
+
+    def adopt(self, sub: Submission) -> Handle | None:
+        rc_file = status_file(sub)
+        for p in runner.processes(self._proc):
+            if p.pid != p.session or p.dead:
+                continue
+            argv = runner.cmdline(p.pid, self._proc)
+            if argv[3:5] == [runner.WRAPPER_NAME, str(rc_file)]:
+                try:
+                    started = runner.boot_time(self._proc) + p.start / os.sysconf("SC_CLK_TCK")
+                except OSError:
+                    started = time.time()
+                h = _Handle(
+                    p.pid, p.start, self._boot_id() or None, rc_file, started, sub.timeout_s
+                )
+                return h.as_json()
+        if _read_status(rc_file)[0] is not None:
+            return _Handle(
+                None, None, None, rc_file, rc_file.stat().st_mtime, sub.timeout_s
+            ).as_json()
+        return None
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _boot_id(self) -> str:
+        if self._boot is None:
+            self._boot = runner.boot_id(self._proc)
+        return self._boot
+
+    def _identify(self, h: _Handle) -> runner.Proc | None:
+        if h.pid is None:
+            return None
+        return runner.identify(h.pid, h.start, h.boot, self._proc, current_boot=self._boot_id())
+
+    def _reap(self, h: _Handle) -> None:
+        """Collect the wrapper if this process started it, so it does not linger as a zombie."""
+        if h.pid is None:
+            return
+        for _ in range(100):
+            proc = self._identify(h)
+            if proc is None or proc.ppid != os.getpid():
+                return
+            try:
+                done, _status = os.waitpid(h.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            time.sleep(0.001)  # it has recorded its status and is exiting
+
+    def _workdir(self, sub: Submission) -> Path:
+        workdir = sub.workdir or Path(
+            sub.env.get("TALON_REPO") or self._environ.get("TALON_REPO") or os.getcwd()
+        )
+        workdir = Path(os.path.abspath(workdir))
+        if not workdir.is_dir():
+            raise SubmitRefused(f"working directory {workdir} does not exist", retryable=False)
+        return workdir
+
+    def _timeout(self) -> str:
+        if self._timeout_program is None:
+            import shutil
+
+            self._timeout_program = shutil.which("timeout") or ""
+        if not self._timeout_program:
+            raise SubmitRefused(
+                "the job has a timeout but coreutils `timeout` is not on PATH to enforce it",
+                retryable=False,
+            )
+        return self._timeout_program
+
+    def _detail(self, h: _Handle, code: int) -> str:
+        if _cancel_file(h.rc_file).exists():
+            return "cancelled" + (
+                f" (killed after {self.kill_grace_s:g}s)" if code == EXIT_KILLED else ""
+            )
+        if h.timeout_s is not None and code in (EXIT_TIMED_OUT, EXIT_KILLED):
+            try:
+                ended = h.rc_file.stat().st_mtime
+            except OSError:
+                ended = time.time()
+            if ended - h.submitted >= h.timeout_s - _CLOCK_SLACK_S:
+                killed = " (killed: it ignored SIGTERM)" if code == EXIT_KILLED else ""
+                return f"timed out after {_human(h.timeout_s)}{killed}"
+        if code > 128:
+            try:
+                return f"killed by signal {code - 128} ({signal.Signals(code - 128).name})"
+            except ValueError:
+                pass
+        return ""
+
+    def _escalate_if_due(self, h: _Handle) -> None:
+        """SIGKILL a cancelled run whose grace is over (if the escalation helper did not)."""
+        if h.pid is None:
+            return
+        try:
+            since = _cancel_file(h.rc_file).stat().st_mtime
+        except OSError:
+            return
+        if time.time() - since >= self.kill_grace_s + 1.0:
+            runner.kill_members(h.pid, self._proc)
+
+    def _spawn_escalation(self, h: _Handle) -> None:
+        assert h.pid is not None
+        package_root = str(Path(runner.__file__).resolve().parents[2])
+        args = [
+            sys.executable,
+            "-S",  # the helper needs only the standard library and talon itself
+            "-m",
+            "talon.executors.runner",
+            "escalate",
+            str(h.pid),
+            str(h.start) if h.start is not None else "-",
+            h.boot or "-",
+            repr(self.kill_grace_s),
+        ]
+        env = {"PYTHONPATH": package_root, "PATH": self._environ.get("PATH", os.defpath)}
+        try:
+            helper = os.posix_spawn(
+                sys.executable,
+                args,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)
+                ],
+                setsid=True,
+            )
+            os.waitpid(helper, 0)  # it forks and exits at once; the fork does the waiting
+        except OSError:
+            pass  # a later cancel or poll escalates (_escalate_if_due)
+
+
+def _argv(command: str | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(command, str):
+        if not command.strip():
+            raise SubmitRefused("empty command", retryable=False)
+        return (_SHELL, "-c", command)
+    if not command or not command[0]:
+        raise SubmitRefused("empty command", retryable=False)
+    return tuple(command)
+
+
+def _clear(rc_file: Path) -> None:
+    """Make the status directory exist and hold nothing from an earlier attempt of this run."""
+    for path in (rc_file, _cancel_file(rc_file)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except NotADirectoryError as exc:
+            raise SubmitRefused(
+                f"status directory {rc_file.parent} is not a directory", retryable=False
+            ) from exc
+    if not rc_file.parent.is_dir():
+        rc_file.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _open_log(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    if fd < 3:  # the caller runs without stdio: keep the log clear of the dup2 targets
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        os.close(fd)
+        fd = moved
+    return fd
+
+
+_STATUS = re.compile(r"(\d{1,3})\n")
+
+
+def _read_status(rc_file: Path) -> tuple[int | None, str]:
+    """(exit status, raw text): the status only when a complete line is there."""
+    try:
+        with open(rc_file, "rb") as fh:
+            raw = fh.read(64).decode("ascii", "replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return None, ""
+    m = _STATUS.fullmatch(raw)
+    return (int(m.group(1)), raw) if m else (None, raw)
+
+
+def _seconds(value: Any, default: float, name: str) -> float:
+    if value is None:
+        return default
+    from talon.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"local executor: {name}: {exc}") from None
+
+
+def _seconds_arg(seconds: float) -> str:
+    """A duration for `timeout`; 0 would mean "no timeout" to it, so the floor is 1 ms."""
+    return f"{max(seconds, 0.001):.3f}"
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 1 and seconds == int(seconds):
+        from talon.durations import format_duration
+
+        return format_duration(seconds)
+    return f"{seconds:g}s"

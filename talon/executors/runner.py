@@ -1,0 +1,242 @@
+"""The detached run wrapper of the local executors, and what /proc says about it.
+
+A local run must outlive the `talon reconcile` that started it, so the exit status is recorded
+by a wrapper, not by Talon. The wrapper is a few lines of POSIX sh (`WRAPPER`) rather than a
+Python program because it sits on the hot path of every run: `sh` starts in under a millisecond
+here, Python in 7 to 25. Talon starts it with `posix_spawn` in a new session (so it is the
+leader of the run's session and process group), stdin from /dev/null and stdout/stderr on the
+run's log; the wrapper runs the command as a child, waits, and writes the exit status
+(128+N for signal N) as one line to the status file. Its pid and start time (from
+/proc/<pid>/stat) are the run's handle, so nothing but the status file is written per run.
+
+The wrapper catches HUP, INT, QUIT and TERM with an empty trap: a signal sent to the run's
+process group stops the command but not the wrapper, which then records how the command ended.
+(A trap, unlike `trap ''`, is reset to the default in the command, so the command sees the usual
+dispositions.) With a timeout the command runs under coreutils `timeout -k GRACE`, which leads a
+process group of its own, sends SIGTERM at the deadline, SIGKILL after the grace, and exits 124
+when the command stopped on the SIGTERM (137 when it had to be killed). Without a timeout there
+is no process in between: one exec per run saved, about 1 ms.
+
+`escalate` is the other half of a cancel: `python -m talon.executors.runner escalate ...` detaches
+and, once the grace has passed, SIGKILLs whatever is left of the run except the wrapper, so the
+wrapper still records the status. Cancel is rare, so this one may be Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+WRAPPER_NAME = "talon-run"  # the wrapper's $0: how `adopt` recognises it in /proc/<pid>/cmdline
+
+# Positional parameters: $1 status file, $2 working directory, $3 the `timeout` program or
+# empty for no timeout, $4 the timeout, $5 the grace before SIGKILL, then the command's argv.
+# `cd` failing leaves its own status (2) and message in the log; so does exec failing (126, 127).
+WRAPPER = """r=$1 d=$2 x=$3 t=$4 k=$5
+shift 5
+trap : HUP INT QUIT TERM
+cd -- "$d" && if [ -n "$x" ]; then "$x" -k "$k" "$t" "$@"; else "$@"; fi
+echo $? >"$r"
+"""
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Proc:
+    """The fields of /proc/<pid>/stat Talon needs; `start` is in clock ticks since boot."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    start: int
+
+    @property
+    def dead(self) -> bool:
+        return self.state in ("Z", "X", "x")
+
+
+def read_proc(pid: int, proc: Path = PROC) -> Proc | None:
+    """The process `pid` as /proc shows it, or None when there is no such process."""
+    try:
+        with open(proc / str(pid) / "stat", "rb") as fh:
+            data = fh.read()
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None
+    # The command name (field 2) is in parentheses and may itself contain spaces or ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return Proc(
+        pid=pid,
+        state=fields[0].decode(),
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        session=int(fields[3]),
+        start=int(fields[19]),
+    )
+
+
+def processes(proc: Path = PROC) -> Iterator[Proc]:
+    """Every process visible in /proc (a snapshot that is stale as soon as it is taken)."""
+    for name in os.listdir(proc):
+        if name.isdigit():
+            found = read_proc(int(name), proc)
+            if found is not None:
+                yield found
+
+
+def cmdline(pid: int, proc: Path = PROC) -> list[str]:
+    """The argv of `pid` ([] when it is gone or a kernel thread)."""
+    try:
+        raw = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [os.fsdecode(arg) for arg in raw.split(b"\0")[:-1]]
+
+
+def boot_id(proc: Path = PROC) -> str:
+    """This boot's identity: a (pid, start time) pair only means something within one boot."""
+    try:
+        return (proc / "sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def boot_time(proc: Path = PROC) -> float:
+    """The epoch time of the boot (`btime` in /proc/stat), to turn start ticks into a time."""
+    with open(proc / "stat") as fh:
+        for line in fh:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
+
+
+def identify(
+    pid: int,
+    start: int | None,
+    boot: str | None,
+    proc: Path = PROC,
+    current_boot: str | None = None,
+) -> Proc | None:
+    """The process `pid` if it is still the one that started at `start` in boot `boot`."""
+    if boot and boot != (current_boot if current_boot is not None else boot_id(proc)):
+        return None  # the machine rebooted: whatever has this pid now is not ours
+    found = read_proc(pid, proc)
+    if found is None:
+        if start is None and not proc.is_dir():  # no /proc: all we can ask is whether pid exists
+            return _exists(pid)
+        return None
+    if start is not None and found.start != start:
+        return None  # the pid was reused
+    return found
+
+
+def _exists(pid: int) -> Proc | None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return Proc(pid, "?", 0, pid, pid, 0)
+
+
+def run_members(leader: int, proc: Path = PROC) -> list[Proc]:
+    """The live processes of the run whose wrapper is `leader`, wrapper excluded.
+
+    The wrapper leads its own session, and everything the command starts stays in that session
+    unless it calls setsid() itself (daemons do; they have left the run on purpose).
+    """
+    return [p for p in processes(proc) if p.session == leader and p.pid != leader and not p.dead]
+
+
+def terminate(leader: int, *, timeout_program: bool, proc: Path = PROC) -> None:
+    """Send SIGTERM to the run once: its process group, and each process group in its session.
+
+    With a timeout the command runs under `timeout` in a group of its own: `timeout` gets the
+    signal alone and forwards it (and arms its SIGKILL), so the command is not signalled twice.
+    """
+    _signal_group(leader, signal.SIGTERM)
+    members = run_members(leader, proc)
+    leaders = {p.pid: p for p in members if p.pid == p.pgrp}
+    for pgrp in sorted({p.pgrp for p in members} - {leader}):
+        head = leaders.get(pgrp)
+        if timeout_program and head is not None and head.ppid == leader:
+            _signal(pgrp, signal.SIGTERM)
+        else:
+            _signal_group(pgrp, signal.SIGTERM)
+
+
+def kill_members(leader: int, proc: Path = PROC, rounds: int = 20) -> int:
+    """SIGKILL every process of the run but the wrapper; repeat while new ones appear."""
+    killed = 0
+    for _ in range(rounds):
+        members = run_members(leader, proc)
+        if not members:
+            break
+        for p in members:
+            killed += _signal(p.pid, signal.SIGKILL)
+        time.sleep(0.01)
+    return killed
+
+
+def escalate(
+    pid: int, start: int | None, boot: str | None, grace_s: float, proc: Path = PROC
+) -> None:
+    """Wait up to `grace_s` for the run to stop after SIGTERM, then SIGKILL what is left of it.
+
+    Leaves early when the command has ended (the wrapper is then recording its status).
+    """
+    deadline = time.monotonic() + grace_s
+    while True:
+        if identify(pid, start, boot, proc) is None or not run_members(pid, proc):
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(0.1, left))
+    kill_members(pid, proc)
+
+
+def _signal(pid: int, sig: int) -> int:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return 0
+    return 1
+
+
+def _signal_group(pgrp: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgrp, sig)
+
+
+def _opt_int(text: str) -> int | None:
+    return None if text in ("", "-") else int(text)
+
+
+def main(argv: Sequence[str]) -> int:
+    """`escalate PID START BOOT GRACE`: detach, then `escalate`. Exits at once (no zombie)."""
+    if len(argv) != 5 or argv[0] != "escalate":
+        print(
+            "usage: python -m talon.executors.runner escalate PID START BOOT GRACE", file=sys.stderr
+        )
+        return 2
+    pid, start, boot, grace = int(argv[1]), _opt_int(argv[2]), argv[3], float(argv[4])
+    if os.fork():
+        return 0  # the parent returns at once, so whoever started us can reap us at once
+    try:
+        escalate(pid, start, boot if boot != "-" else None, grace)
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

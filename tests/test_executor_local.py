@@ -1,0 +1,407 @@
+"""The local executor with real processes: detached runs, exit statuses, cancel, timeout, loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from talon.executors import runner
+from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.local import LocalExecutor, status_file
+from talon.markers import format_marker, parse_markers
+
+MakeSub = Callable[..., Submission]
+GRACE = 0.5
+
+
+@pytest.fixture
+def make_sub(tmp_path: Path) -> MakeSub:
+    work = tmp_path / "work"
+    work.mkdir()
+    counter = iter(range(1000))
+
+    def make(command: str | tuple[str, ...], **kw: Any) -> Submission:
+        rid = kw.pop("run_id", f"r{next(counter)}")
+        return Submission(
+            run_id=rid,
+            job="job",
+            command=command,
+            env=kw.pop("env", {}),
+            log_path=tmp_path / "state" / "2026-11-27" / "job" / f"{rid}.log",
+            status_dir=tmp_path / "state" / ".talon" / "proc",
+            workdir=kw.pop("workdir", work),
+            **kw,
+        )
+
+    return make
+
+
+@pytest.fixture
+def ex() -> LocalExecutor:
+    return LocalExecutor({"kill_grace": GRACE})
+
+
+def settle(ex: LocalExecutor, handle: Handle, sub: Submission, timeout: float = 20) -> Status:
+    deadline = time.monotonic() + timeout
+    status = ex.poll(handle, sub)
+    while isinstance(status, Running) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = ex.poll(handle, sub)
+    return status
+
+
+def wait_for(path: Path, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} never appeared")
+
+
+def gone(pid: int) -> bool:
+    proc = runner.read_proc(pid)
+    return proc is None or proc.dead
+
+
+def log_of(sub: Submission) -> str:
+    return sub.log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "output"),
+    [
+        ("true", 0, ""),
+        ("exit 3", 3, ""),
+        (("false",), 1, ""),
+        ("for i in 1 2 3; do printf %s, $i; done | tr , -; echo", 0, "1-2-3-\n"),
+        ("echo out; echo err >&2", 0, "out\nerr\n"),
+        (("/nonexistent/program",), 127, "not found"),
+    ],
+    ids=["success", "exit-3", "argv-false", "shell-features", "stdout-and-stderr", "exec-failure"],
+)
+def test_exit_status_and_output(
+    ex: LocalExecutor, make_sub: MakeSub, command: str | tuple[str, ...], code: int, output: str
+) -> None:
+    sub = make_sub(command)
+    status = settle(ex, ex.submit(sub), sub)
+    assert isinstance(status, Finished)
+    assert status.exit_code == code
+    assert output in log_of(sub)
+
+
+def test_argv_arrives_literally_without_a_shell(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    hostile = [
+        "x; touch pwned",
+        "$(touch pwned)",
+        "`touch pwned`",
+        "a 'quoted' \"arg\"",
+        "*",
+        "two  spaces",
+        "",
+    ]
+    sub = make_sub(("printf", "[%s]\\n", *hostile))
+    status = settle(ex, ex.submit(sub), sub)
+    assert status == Finished(0)
+    assert log_of(sub).splitlines() == [f"[{arg}]" for arg in hostile]
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_environment_workdir_and_inherited_variables(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    sub = make_sub(
+        'echo "$FOO|$TALON_RUN_ID|$(pwd)"; command -v sh >/dev/null',
+        env={"FOO": "a b;c", "TALON_RUN_ID": "r9"},
+    )
+    assert settle(ex, ex.submit(sub), sub) == Finished(0)  # PATH came from Talon's environment
+    assert log_of(sub) == f"a b;c|r9|{tmp_path / 'work'}\n"
+
+
+def test_log_is_appended_and_markers_survive(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    marker = format_marker("progress", {"kind": "percent", "percent": 40})
+    sub = make_sub(("echo", marker))
+    sub.log_path.parent.mkdir(parents=True)
+    sub.log_path.write_text("earlier attempt\n")
+    assert settle(ex, ex.submit(sub), sub) == Finished(0)
+    assert log_of(sub).splitlines()[0] == "earlier attempt"
+    assert list(parse_markers(log_of(sub).splitlines())) == [
+        ("progress", {"kind": "percent", "percent": 40})
+    ]
+
+
+def test_signals_and_stdin_are_reset_for_the_command(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    sub = make_sub("grep -E '^Sig(Blk|Ign)' /proc/self/status; cat; echo eof")
+    assert settle(ex, ex.submit(sub), sub) == Finished(0)
+    lines = dict(line.split(":\t") for line in log_of(sub).splitlines()[:2])
+    assert int(lines["SigBlk"], 16) == 0
+    ignored = int(lines["SigIgn"], 16)
+    for sig in (
+        signal.SIGPIPE,
+        signal.SIGXFSZ,
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+    ):
+        assert not ignored & (1 << (sig - 1)), sig.name
+    assert log_of(sub).endswith("eof\n")  # stdin is /dev/null: cat did not wait
+
+
+def test_handle_is_json_and_names_the_wrapper(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    sub = make_sub("true", timeout_s=60)
+    handle = ex.submit(sub)
+    assert json.loads(json.dumps(handle)) == handle
+    assert set(handle) == {"pid", "start", "boot", "rc_file", "submitted", "timeout_s"}
+    assert handle["rc_file"] == str(status_file(sub))
+    assert handle["timeout_s"] == 60
+    assert settle(ex, handle, sub) == Finished(0)
+    assert sorted(p.name for p in sub.status_dir.iterdir()) == [
+        status_file(sub).name
+    ]  # one file per run
+
+
+def test_run_survives_the_process_that_started_it(make_sub: MakeSub, tmp_path: Path) -> None:
+    sub = make_sub("sleep 1; echo finished")
+    script = f"""
+import json, sys
+from pathlib import Path
+from talon.executors.base import Submission
+from talon.executors.local import LocalExecutor
+sub = Submission(run_id={sub.run_id!r}, job="job", command={sub.command!r}, env={{}},
+                 log_path=Path({str(sub.log_path)!r}), status_dir=Path({str(sub.status_dir)!r}),
+                 workdir=Path({str(sub.workdir)!r}))
+print(json.dumps(LocalExecutor({{}}).submit(sub)))
+"""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert time.monotonic() - started < 5  # the submitting process did not wait for the run
+    handle = json.loads(done.stdout)
+    ex = LocalExecutor({})
+    assert isinstance(ex.poll(handle, sub), Running)
+    wrapper = runner.read_proc(handle["pid"])
+    assert wrapper is not None
+    assert wrapper.session == wrapper.pid == wrapper.pgrp  # its own session, no terminal
+    assert settle(ex, handle, sub) == Finished(0)
+    assert log_of(sub) == "finished\n"
+
+
+def test_cancel_stops_the_whole_process_group(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    sub = make_sub(f"sleep 60 & echo $! > {pid_file}; wait")
+    handle = ex.submit(sub)
+    child = int(wait_for(pid_file))
+    started = time.monotonic()
+    ex.cancel(handle, sub)
+    assert time.monotonic() - started < 2  # does not wait for the run to end
+    status = settle(ex, handle, sub)
+    assert status == Finished(143, "cancelled")
+    assert gone(child)
+    ex.cancel(handle, sub)  # idempotent, also once finished
+
+
+def test_cancel_kills_a_run_that_ignores_sigterm(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "job.pid"
+    sub = make_sub(f"trap '' TERM; echo $$ > {pid_file}; sleep 60; sleep 60")
+    handle = ex.submit(sub)
+    job = int(wait_for(pid_file))
+    ex.cancel(handle, sub)
+    ex.cancel(handle, sub)
+    time.sleep(GRACE / 2)
+    assert isinstance(ex.poll(handle, sub), Running)  # still in its grace
+    deadline = time.monotonic() + 10
+    while not gone(job) and time.monotonic() < deadline:  # no poll: the detached helper kills it
+        time.sleep(0.05)
+    assert gone(job)
+    status = settle(ex, handle, sub)
+    assert status == Finished(137, f"cancelled (killed after {GRACE:g}s)")
+    assert gone(job)
+
+
+def test_cancel_of_a_finished_or_lost_run_does_nothing(
+    ex: LocalExecutor, make_sub: MakeSub
+) -> None:
+    sub = make_sub("true")
+    handle = ex.submit(sub)
+    assert settle(ex, handle, sub) == Finished(0)
+    ex.cancel(handle, sub)
+    ex.cancel(
+        {"pid": 1, "start": 0, "rc_file": "/nonexistent/x.rc"}, sub
+    )  # not ours: never signalled
+    ex.cancel({"garbage": True}, sub)
+    assert ex.poll(handle, sub) == Finished(0)
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "detail"),
+    [
+        ("sleep 30 & wait", 124, "timed out after 0.5s"),
+        ("trap '' TERM; sleep 30", 137, "timed out after 0.5s (killed: it ignored SIGTERM)"),
+    ],
+    ids=["stops-on-sigterm", "needs-sigkill"],
+)
+def test_timeout_is_enforced_by_the_wrapper(
+    ex: LocalExecutor, make_sub: MakeSub, command: str, code: int, detail: str
+) -> None:
+    sub = make_sub(command, timeout_s=0.5)
+    started = time.monotonic()
+    status = settle(ex, ex.submit(sub), sub)
+    assert status == Finished(code, detail)
+    assert time.monotonic() - started < 10
+
+
+def test_quick_exit_124_is_not_a_timeout(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    sub = make_sub("exit 124", timeout_s=30)
+    assert settle(ex, ex.submit(sub), sub) == Finished(124, "")
+
+
+def test_job_killed_outside_talon_is_recorded_by_the_wrapper(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "job.pid"
+    sub = make_sub(("sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"))
+    handle = ex.submit(sub)
+    os.kill(int(wait_for(pid_file)), signal.SIGKILL)
+    assert settle(ex, handle, sub) == Finished(137, "killed by signal 9 (SIGKILL)")
+
+
+def test_wrapper_and_job_killed_is_lost(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "job.pid"
+    sub = make_sub(("sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"))
+    handle = ex.submit(sub)
+    job = int(wait_for(pid_file))
+    os.kill(handle["pid"], signal.SIGKILL)
+    os.kill(job, signal.SIGKILL)
+    assert settle(ex, handle, sub) == Lost(
+        f"process {handle['pid']} vanished without recording an exit status"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"start": 1},  # a live pid that started at another time: reused
+        {"boot": "another-boot"},  # the machine rebooted since
+    ],
+    ids=["reused-pid", "rebooted"],
+)
+def test_a_reused_pid_is_not_mistaken_for_the_run(
+    ex: LocalExecutor, make_sub: MakeSub, change: dict[str, Any]
+) -> None:
+    sub = make_sub("sleep 60")
+    real = ex.submit(sub)
+    try:
+        handle = {**real, "pid": os.getpid(), **change}  # this process is alive, but not the run
+        assert ex.poll(handle, sub) == Lost(
+            f"process {os.getpid()} vanished without recording an exit status"
+        )
+        ex.cancel(handle, sub)  # must not signal this process
+    finally:
+        ex.cancel(real, sub)
+        settle(ex, real, sub)
+
+
+def test_unusable_handle_is_lost(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    status = ex.poll({"pid": "x"}, make_sub("true"))
+    assert isinstance(status, Lost)
+    assert "unusable" in status.reason
+
+
+def test_adopt_finds_a_run_whose_handle_was_never_recorded(
+    ex: LocalExecutor, make_sub: MakeSub
+) -> None:
+    sub = make_sub("sleep 60")
+    handle = ex.submit(sub)
+    try:
+        assert ex.adopt(make_sub("true", run_id="other")) is None
+        adopted = ex.adopt(sub)
+        assert adopted is not None
+        assert (adopted["pid"], adopted["start"], adopted["rc_file"]) == (
+            handle["pid"],
+            handle["start"],
+            handle["rc_file"],
+        )
+        assert isinstance(ex.poll(adopted, sub), Running)
+    finally:
+        ex.cancel(handle, sub)
+    assert settle(ex, handle, sub) == Finished(143, "cancelled")
+    adopted = ex.adopt(sub)  # the process is gone; its status file remains
+    assert adopted is not None
+    assert ex.poll(adopted, sub) == Finished(143, "cancelled")
+
+
+def test_resubmit_clears_the_previous_attempts_status(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    first = make_sub("exit 5", run_id="same")
+    assert settle(ex, ex.submit(first), first) == Finished(5)
+    again = make_sub("sleep 0.3", run_id="same")
+    handle = ex.submit(again)
+    assert isinstance(ex.poll(handle, again), Running)
+    assert settle(ex, handle, again) == Finished(0)
+
+
+@pytest.mark.parametrize(
+    ("command", "workdir", "reason"),
+    [
+        ("", None, "empty command"),
+        ((), None, "empty command"),
+        ("true", "missing", "working directory"),
+    ],
+    ids=["empty-string", "empty-argv", "missing-workdir"],
+)
+def test_submit_refuses_what_cannot_start(
+    ex: LocalExecutor,
+    make_sub: MakeSub,
+    tmp_path: Path,
+    command: str | tuple[str, ...],
+    workdir: str | None,
+    reason: str,
+) -> None:
+    kw = {"workdir": tmp_path / workdir} if workdir else {}
+    with pytest.raises(SubmitRefused) as info:
+        ex.submit(make_sub(command, **kw))
+    assert reason in info.value.reason
+    assert not info.value.retryable
+
+
+def test_bad_kill_grace_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="kill_grace"):
+        LocalExecutor({"kill_grace": "soon"})
+    assert LocalExecutor({"kill_grace": "1m"}).kill_grace_s == 60
+
+
+def test_poll_reaps_the_wrappers_it_started(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    sub = make_sub("true")
+    handle = ex.submit(sub)
+    assert settle(ex, handle, sub) == Finished(0)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(handle["pid"], os.WNOHANG)  # already collected: no zombie left behind
+
+
+def test_registry_builds_executors_by_type() -> None:
+    from talon.executors.inprocess import InprocessExecutor
+    from talon.executors.registry import EXECUTOR_TYPES, executor_for
+
+    assert isinstance(executor_for("local", {"kill_grace": 3}), LocalExecutor)
+    assert isinstance(executor_for("inprocess", {}), InprocessExecutor)
+    assert set(EXECUTOR_TYPES) == {"local", "inprocess", "ssh", "sge", "slurm"}
+    with pytest.raises(ValueError, match="unknown executor type 'lsf'"):
+        executor_for("lsf", {})
