@@ -15,8 +15,10 @@ Cron expressions and windows name wall-clock times; this module turns them into 
 Every fire that a rule moved, merged or limited carries a ``note`` for ``talon next``.
 
 Instants are compared in UTC here: two datetimes sharing a ZoneInfo compare by wall clock,
-ignoring ``fold``, which orders 01:45 (first) after 01:15 (second) on a fall-back night.
-Callers comparing fires should do the same (``fire.at.astimezone(UTC)`` or ``.timestamp()``).
+ignoring ``fold``, which orders 01:45 (first) after 01:15 (second) on a fall-back night, and
+a ZoneInfo datetime in a repeated hour never ``==`` one of another zone. So ``Fire.at`` carries
+the zone's offset at that instant as a fixed ``timezone``: it prints as the local time with its
+offset, and compares and subtracts exactly; ``fire.at.astimezone(tz)`` gives the zone back.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
 from talon.cron import CronTrigger, TriggerSyntaxError, compile_cron
@@ -74,7 +76,7 @@ class DstPolicy:
 
 @dataclass(frozen=True)
 class Fire:
-    at: datetime  # aware, in the job's zone
+    at: datetime  # the instant, with the zone's UTC offset there (a fixed-offset tzinfo)
     note: str | None = None
 
 
@@ -255,7 +257,10 @@ def _note(group: list[_Candidate], at: datetime, tz: tzinfo) -> str | None:
         elif len(times) > 1:
             note += ", merged into one fire"
         notes.append(note)
-    for candidate in group:
+    # In a union one trigger may fire a repeated time on both occurrences and another on the
+    # first only; the fire happens either way, so say the broader thing, once per wall time.
+    noted: set[datetime] = set()
+    for candidate in sorted(group, key=lambda c: not c.kind.startswith("both")):
         wall = candidate.wall
         twice = f"{wall:%H:%M} occurs twice on {wall:%Y-%m-%d} in {tz}"
         text = {
@@ -264,7 +269,8 @@ def _note(group: list[_Candidate], at: datetime, tz: tzinfo) -> str | None:
             "both-first": f"{twice}; fires on both, this is the first",
             "both-second": f"{twice}; fires on both, this is the second",
         }.get(candidate.kind)
-        if text and text not in notes:
+        if text and wall not in noted:
+            noted.add(wall)
             notes.append(text)
     return "; ".join(notes) or None
 
@@ -296,7 +302,11 @@ def _fires(
 
 
 def _fire(group: list[_Candidate], tz: tzinfo) -> Fire:
-    at = group[0].utc.astimezone(tz)
+    local = group[0].utc.astimezone(tz)
+    # A fixed offset makes ``at`` a plain instant: ==, < and - are exact against anything,
+    # where a ZoneInfo datetime in a repeated hour compares by wall clock within its zone and
+    # never equals a datetime of another zone (PEP 495).
+    at = local.replace(tzinfo=timezone(local.utcoffset() or _ZERO), fold=0)
     if all(c.kind == "plain" for c in group):
         return Fire(at)
     return Fire(at, _note(group, at, tz))

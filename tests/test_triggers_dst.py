@@ -466,7 +466,7 @@ def test_dst_case(case: Case) -> None:
             assert fire.note is None, fire
         else:
             assert fire.note is not None and note in fire.note, fire
-        assert fire.at.tzinfo is tz
+        assert fire.at.astimezone(tz).isoformat() == fire.at.isoformat()
     # fires_between over the same span agrees with stepping next_fire
     assert fires_between([t(case.trigger)], after, fires[-1].at, tz, case.dst) == fires
 
@@ -530,3 +530,15 @@ def test_dst_policy_rejects_typos() -> None:
         DstPolicy(gap="shfit")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dst fold: expected first, last or both, got 'second'"):
         DstPolicy(fold="second")  # type: ignore[arg-type]
+
+
+def test_union_of_fold_rules_says_the_broader_thing_once() -> None:
+    triggers: list[Trigger] = [
+        parse_cron("30 1 * * *"),
+        parse_phrase("every 30 minutes between 1am-2am"),
+    ]
+    fire = next_fire(triggers, at("2026-10-25T01:10:00+01:00"), LONDON)
+    assert fire == Fire(
+        at("2026-10-25T01:30:00+01:00"),
+        "01:30 occurs twice on 2026-10-25 in Europe/London; fires on both, this is the first",
+    )
