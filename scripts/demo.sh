@@ -22,9 +22,12 @@ for t in 05:00 06:00 06:31 07:00 07:16 08:00 09:30 12:00 16:00 17:00 18:30 23:00
     talon -C "$repo" reconcile --wait --now "${day}T${t}:00Z" || true
 done
 
-say talon -C "$repo" trigger report-adhoc --param audience=board
-id=$(talon -C "$repo" trigger report-adhoc --param audience=board --now "${day}T18:00:00Z" 2>/dev/null || true)
-echo "$id"
+# An external trigger: the one-off ledger migration (period "once"), then the in-process job.
+say talon -C "$repo" trigger migrate-ledger --now "${day}T18:00:00Z"
+talon -C "$repo" trigger migrate-ledger --now "${day}T18:00:00Z"
+say talon -C "$repo" trigger refresh-instruments --now "${day}T18:01:00Z"
+talon -C "$repo" trigger refresh-instruments --now "${day}T18:01:00Z"
+say talon -C "$repo" reconcile --wait --now "${day}T18:05:00Z"
 talon -C "$repo" reconcile --wait --now "${day}T18:05:00Z" || true
 
 say talon -C "$repo" status --now "${day}T23:30:00Z"

@@ -459,7 +459,7 @@ class Pass:
                     Decision(
                         "missed",
                         name,
-                        "-",
+                        name,
                         f"{len(dropped)} missed trigger(s) not run (catchup: {job.catchup.value})",
                     )
                 )

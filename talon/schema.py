@@ -93,7 +93,7 @@ def _locate(error: ValidationError, loaded: Loaded, path: str) -> list[Problem]:
             )
         if out:
             return out
-    if error.validator == "propertyNames":
+    if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
         # The error is about a key, not a value: point at the key itself.
         key = str(error.instance)
         line, col = loaded.position((*at, key))
@@ -103,10 +103,11 @@ def _locate(error: ValidationError, loaded: Loaded, path: str) -> list[Problem]:
 
 
 def _names_message(key: str, error: ValidationError) -> str:
-    pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
-    if pattern:
-        return f"name '{key}' is not allowed: names must match {pattern}"
-    return f"name '{key}' is not allowed: {error.message}"
+    sub = error.schema if isinstance(error.schema, dict) else {}
+    why = sub.get("patternErrorMessage") or (
+        f"names must match {sub['pattern']}" if "pattern" in sub else error.message
+    )
+    return f"name '{key}' is not allowed: {why}"
 
 
 def _message(error: ValidationError) -> str:
@@ -118,8 +119,11 @@ def _message(error: ValidationError) -> str:
         return str(error.message).replace("is a required property", "is required")
     if error.validator == "type":
         return f"{json.dumps(error.instance)} should be of type {error.validator_value}"
+    if isinstance(error.schema, dict) and isinstance(error.schema.get("errorMessage"), str):
+        return f"{json.dumps(error.instance)}: {error.schema['errorMessage']}"
     if error.validator == "pattern":
-        desc = error.schema.get("description") if isinstance(error.schema, dict) else None
+        sub = error.schema if isinstance(error.schema, dict) else {}
+        desc = sub.get("patternErrorMessage") or sub.get("description")
         hint = f" ({desc})" if desc else ""
         return f"{json.dumps(error.instance)} is not valid{hint}"
     return str(error.message)

@@ -234,15 +234,6 @@ def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
         if isinstance(src, dict):
             secrets[name] = SecretSource(name, env=src.get("env"), file=src.get("file"))
     plugins = dict((data.get("plugins") or {}).get("constraints") or {})
-    for name, target in plugins.items():
-        if isinstance(target, str) and ":" not in target:
-            ld.problems.append(
-                f.problem(
-                    ("plugins", "constraints", name),
-                    f"plugin '{name}': expected 'module:attribute', got '{target}'",
-                    value=True,
-                )
-            )
     defaults = data.get("defaults") or {}
     default_exec = str(defaults.get("executor", "local"))
     if default_exec not in executors:
