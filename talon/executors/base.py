@@ -53,7 +53,7 @@ class Finished:
 
 @dataclass(frozen=True)
 class Lost:
-    """The executor can no longer account for the run (process gone without status, job vanished)."""
+    """The executor can no longer account for the run (gone without a status, job vanished)."""
 
     reason: str
 
