@@ -136,14 +136,18 @@ def _check_field(text: str, field: str, column: int, index: int) -> None:
             raise _fail(text, f"empty item in the {_FIELDS[index]} field", offset)
         match = _ITEM.fullmatch(item)
         if match is None:
-            bad = next((i for i, c in enumerate(item) if not (c.isalnum() or c in "*-/")), 0)
+            expected = "expected numbers, names, *, ranges a-b, steps /n and lists a,b"
+            bad = next((i for i, c in enumerate(item) if not (c.isalnum() or c in "*-/")), None)
+            if bad is None:
+                raise _fail(
+                    text, f'cannot read "{item}" in the {_FIELDS[index]} field: {expected}', offset
+                )
             raise _fail(
                 text,
-                f'unexpected "{item[bad]}" in the {_FIELDS[index]} field: expected numbers, '
-                "names, *, ranges a-b, steps /n and lists a,b",
+                f'unexpected "{item[bad]}" in the {_FIELDS[index]} field: {expected}',
                 offset + bad,
             )
-        star, first, last, step = match.groups()
+        _, first, last, step = match.groups()
         if first is not None:
             _value(text, first, offset + match.start(2), index)
         if last is not None:
@@ -154,7 +158,6 @@ def _check_field(text: str, field: str, column: int, index: int) -> None:
                 f'step after / must be a whole number of at least 1, got "{step}"',
                 offset + match.start(4),
             )
-        del star
         offset += len(item) + 1
 
 

@@ -36,6 +36,7 @@ from talon.triggers import CronTrigger, TriggerSyntaxError, parse_cron
         ("0 0 * foo *", 'unknown month name "foo": expected one of jan, feb', 6),
         ("0 0 * * funday", 'unknown day-of-week name "funday": expected one of sun, mon', 8),
         ("1,,2 * * * *", "empty item in the minute field", 2),
+        ("0 1-2-3 * * *", 'cannot read "1-2-3" in the hour field', 2),
         ("@reboot", 'unknown cron macro "@reboot": expected one of @yearly', 0),
     ],
 )
