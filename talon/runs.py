@@ -135,7 +135,13 @@ class Run:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Run:
-        """Raises KeyError/ValueError/TypeError on a malformed record (the store reports it)."""
+        """Raises KeyError/ValueError/TypeError on a malformed record (the store reports it).
+
+        The types are checked here, field by field, as `schemas/run.schema.json` states them:
+        a pass reads open runs on every tick, and loading jsonschema for that would cost more
+        than the whole no-op pass. `talon fsck` and the tests apply the schema itself.
+        """
+        _check_types(data)
         known = set(FIELD_ORDER)
         return cls(
             id=str(data["id"]),
@@ -161,6 +167,53 @@ class Run:
             history=tuple(data.get("history") or ()),
             extra={k: v for k, v in data.items() if k not in known},
         )
+
+
+_STR, _INT, _OBJ, _LIST = (str,), (int,), (dict,), (list,)
+_NULL = (type(None),)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": _STR,
+    "job": _STR,
+    "state": _STR,
+    "reason": _STR + _NULL,
+    "period": _OBJ,
+    "trigger": _OBJ,
+    "attempt": _INT,
+    "created": _STR,
+    "started": _STR + _NULL,
+    "finished": _STR + _NULL,
+    "exit_code": _INT + _NULL,
+    "executor": _OBJ + _NULL,
+    "dispatch": _OBJ + _NULL,
+    "resources": _LIST,
+    "params": _OBJ,
+    "progress": _OBJ + _NULL,
+    "artifacts": _LIST,
+    "checks": _LIST,
+    "revision": _OBJ + _NULL,
+    "job_hash": _STR,
+    "history": _LIST,
+}
+_REQUIRED = ("id", "job", "state", "period", "created")
+
+
+def _check_types(data: Mapping[str, Any]) -> None:
+    for key in _REQUIRED:
+        if key not in data:
+            raise KeyError(f"missing field '{key}'")
+    for key, types in _TYPES.items():
+        if key in data and (
+            not isinstance(data[key], types) or (isinstance(data[key], bool) and bool not in types)
+        ):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise TypeError(f"field '{key}' should be {names}, got {json.dumps(data[key])}")
+    period = data["period"]
+    for key in ("type", "key", "start", "end"):
+        if not isinstance(period.get(key), str):
+            raise TypeError(f"field 'period.{key}' should be a string")
+    if data["state"] not in {s.value for s in State}:
+        allowed = ", ".join(s.value for s in State)
+        raise ValueError(f"field 'state' is {json.dumps(data['state'])}, not one of {allowed}")
 
 
 def dumps(run: Run) -> str:

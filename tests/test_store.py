@@ -96,8 +96,10 @@ def test_updates_under_lock_are_never_lost(tmp_path: Path) -> None:
         ('{"id": "x", "job": "extract", "sta', "JSONDecodeError"),
         (
             '{"id": "x", "job": "extract", "state": "exploded", "period": {}, "created": "x"}',
-            "ValueError",
+            "period.type",
         ),
+        (json.dumps({**json.loads(dumps(a_run())), "state": "done"}), "not one of"),
+        (json.dumps({**json.loads(dumps(a_run())), "attempt": "2"}), "'attempt' should be int"),
         ("[1, 2]", "top level is not an object"),
     ],
 )
