@@ -432,6 +432,7 @@ class Pass:
     # --- 2. fire -----------------------------------------------------------------------------
 
     def fire(self) -> None:
+        latest: datetime | None = None
         for name, job in self.spec.jobs.items():
             cursor = self.book.cursor(name)
             if cursor is None:
@@ -440,6 +441,8 @@ class Pass:
             elif cursor.hash != job.hash:
                 cursor = refresh_cursor(job, cursor.cursor)
                 self.book.set_cursor(name, cursor)
+            if latest is None or cursor.cursor > latest:
+                latest = cursor.cursor
             if cursor.next_due is None or cursor.next_due > self.now:
                 continue
             keep, dropped, advanced = due_fires(job, cursor, self.now)
@@ -464,6 +467,13 @@ class Pass:
                     )
                 )
             self.book.set_cursor(name, advanced)
+        if latest is not None and latest > self.now:
+            # Nothing is lost: triggers already processed stay processed, and new ones fire
+            # once the clock passes them again.
+            self.problems.append(
+                f"the clock ({iso(self.now)}) is earlier than the last pass ({iso(latest)}); "
+                "no trigger fires until it catches up"
+            )
 
     def revision(self) -> dict[str, Any] | None:
         if not self._revision_read:

@@ -40,16 +40,7 @@ from talon.model import (
 from talon.periods import PeriodType
 from talon.problems import Problem
 from talon.resources import candidates, leaves_of
-from talon.triggers import (
-    AfterTrigger,
-    DstPolicy,
-    ExternalTrigger,
-    Trigger,
-    TriggerSyntaxError,
-    parse_cron,
-    parse_phrase,
-    parse_windows,
-)
+from talon.triggers import AfterTrigger, DstPolicy, Trigger, TriggerSyntaxError, parse_trigger
 from talon.yamlfile import KeyPath, Loaded, YamlError, load_file
 
 CONFIG_FILE = "talon.yaml"
@@ -300,37 +291,19 @@ def _string_col(f: _File, at: KeyPath, offset: int) -> tuple[int, int]:
 
 
 def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | None:
+    if not isinstance(raw, str | dict):
+        return None  # shapes the schema rejects are already reported
     try:
-        if isinstance(raw, str):
-            text = raw.strip()
-            if text == "external":
-                return ExternalTrigger()
-            fields = text.split()
-            if text.startswith("@") or (len(fields) == 5 and _CRON_FIELD.match(fields[0])):
-                return parse_cron(text)
-            return parse_phrase(text)
-        if isinstance(raw, dict) and "after" in raw:
-            return AfterTrigger(str(raw["after"]))
-        if isinstance(raw, dict) and "windows" in raw:
-            trig = parse_windows(list(raw["windows"]))
-            days = raw.get("days")
-            if days is not None:
-                day_trig = parse_phrase(
-                    f"hourly on {days if isinstance(days, str) else ','.join(days)}"
-                )
-                return type(trig)(trig.windows, day_trig.days)
-            return trig
+        return parse_trigger(raw)
     except TriggerSyntaxError as exc:
         if isinstance(raw, str) and exc.column is not None:
             line, col = _string_col(f, at, exc.column)
         else:
             line, col = f.at(at, value=True)
         ld.problems.append(Problem(f.rel, line, col, f"trigger: {exc.message}"))
-        return None
     except (ValueError, TypeError) as exc:
         ld.problems.append(f.problem(at, f"trigger: {exc}", value=True))
-        return None
-    return None  # shapes the schema rejects are already reported
+    return None
 
 
 def _check_names(ld: _Loader, f: _File, name: str, d: Mapping[str, Any], names: set[str]) -> None:

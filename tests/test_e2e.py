@@ -142,7 +142,10 @@ jobs:
     run_id = talon("-C", str(root), "trigger", "slow").out.strip()
     talon("-C", str(root), "reconcile")
     deadline = time.monotonic() + 10
-    while not (root / "pid").exists() and time.monotonic() < deadline:
+    pid_file = root / "pid"
+    while time.monotonic() < deadline and not (
+        pid_file.exists() and pid_file.read_text().endswith("\n")
+    ):
         time.sleep(0.05)
     pid = int((root / "pid").read_text())
     os.kill(pid, 0)  # it runs
