@@ -39,6 +39,7 @@ class Book:
     checked: dict[str, float] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
     dirty: bool = False
+    problems: list[str] = field(default_factory=list)  # damaged files met while rebuilding
 
     def cursor(self, job: str) -> Cursor | None:
         raw = self.cursors.get(job)
@@ -119,7 +120,10 @@ def rebuild(store: FileStore) -> Book:
     for path in store.iter_run_files():
         try:
             run = store.read(path)
-        except (CorruptRun, FileNotFoundError):
+        except FileNotFoundError:
+            continue
+        except CorruptRun as exc:
+            book.problems.append(str(exc))
             continue
         if run.state in OPEN_STATES:
             book.open.add(path.relative_to(store.root).as_posix())

@@ -65,11 +65,16 @@ class PassView:
     overlay: dict[str, Run] = field(default_factory=dict)  # relpath -> run (dry-run and cache)
     _listing: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
     open_by_job: dict[str, dict[str, Run]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     def runs_in(self, period_key: str, job: str) -> Sequence[Run]:
         key = (period_key, job)
         if key not in self._listing:
-            self._listing[key] = list(self.store.runs_in(period_key, job))
+            self._listing[key] = list(
+                self.store.runs_in(
+                    period_key, job, on_corrupt=lambda e: self.problems.append(str(e))
+                )
+            )
         runs = {r.id: r for r in self._listing[key]}
         for run in self.overlay.values():
             if run.job == job and run.period_key == period_key:
@@ -116,7 +121,8 @@ class Pass:
 
     def _steps(self) -> list[Decision]:
         self.book = bookkeeping.load(self.store)
-        self.view = PassView(self.store)
+        self.problems.extend(self.book.problems)
+        self.view = PassView(self.store, problems=self.problems)
         return self.steps_on_loaded(self._load_open())
 
     def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
