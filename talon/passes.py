@@ -243,6 +243,7 @@ class Pass:
                 "TALON_RUN_ID": run.id,
                 "TALON_JOB": job.name,
                 "TALON_PERIOD": run.period["key"],
+                "TALON_PERIOD_TYPE": run.period["type"],
                 "TALON_PERIOD_START": run.period["start"],
                 "TALON_PERIOD_END": run.period["end"],
                 "TALON_RUN_FILE": str(run_file.resolve()),
