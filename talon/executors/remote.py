@@ -11,6 +11,7 @@ with a few small files in the run's *state directory*:
     rc         the command's exit status (128+N for signal N), written atomically when it ends
     timed_out  present when the watchdog stopped the command for exceeding timeout_s
     cancelled  present when Talon cancelled the run
+    job_id     the cluster job id, when a scheduler started the wrapper
 
 Exit statuses the wrapper makes up itself:
 
@@ -33,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from talon.executors.base import Submission
 
 EXIT_TIMED_OUT = 124
 EXIT_NOT_STARTED = 125
@@ -58,9 +61,12 @@ def wrapper_script(
     output: str | None,
     kill_grace_s: float = 10,
     label: str = "",
+    job_id_var: str | None = None,
 ) -> str:
     """The wrapper script text. `output` is a file for the command's output, or None to inherit
-    the wrapper's stdout (a cluster scheduler's `-o` file). Paths are taken literally (no `~`)."""
+    the wrapper's stdout (a cluster scheduler's `-o` file). Paths are taken literally (no `~`).
+    `job_id_var` names the variable in which a scheduler passes the job id (JOB_ID for Grid
+    Engine, SLURM_JOB_ID for Slurm): the wrapper records it in `job_id`."""
     q = shlex.quote
     d = q(state_dir)
     safe_label = re.sub(r"[^A-Za-z0-9._:@+=,-]", "_", label)
@@ -68,7 +74,17 @@ def wrapper_script(
         "#!/bin/sh",
         f"# Talon run wrapper {safe_label}: pid and exit status go to $d",
         f"d={d}",
+        # cancel and the watchdog signal the wrapper's process group: make sure it is ours alone
+        # (ssh starts the wrapper with setsid; Grid Engine and Slurm give a job script its own)
+        'if [ -r /proc/$$/stat ] && [ "$(cut -d" " -f5 /proc/$$/stat)" != $$ ]; then',
+        '  exec setsid /bin/sh "$0" "$@"',
+        "fi",
         'echo $$ > "$d/pid.tmp" 2>/dev/null && mv -f "$d/pid.tmp" "$d/pid"',
+        *(
+            [f'echo "${{{job_id_var}:-}}" > "$d/job_id" 2>/dev/null']
+            if job_id_var and _ENV_NAME.match(job_id_var)
+            else []
+        ),
         # survive the TERM that cancel and the watchdog send to the whole group, to record rc
         "trap 'sig=1' TERM INT HUP",
     ]
@@ -119,24 +135,64 @@ def wrapper_script(
     return "\n".join(lines) + "\n"
 
 
+def write_job_script(
+    sub: Submission, *, workdir: str, kill_grace_s: float, job_id_var: str
+) -> Path:
+    """For the cluster executors: create the log directory (Grid Engine leaves a job whose -o
+    directory is missing in Eqw), clear status files of an earlier submission in the status
+    directory, and write the wrapper there as `job.sh`. Returns the script's path."""
+    sub.log_path.parent.mkdir(parents=True, exist_ok=True)
+    sub.status_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("pid", "rc", "job_id", "timed_out", "cancelled"):
+        (sub.status_dir / stale).unlink(missing_ok=True)
+    for since in sub.status_dir.glob("*-since"):
+        since.unlink(missing_ok=True)
+    script = sub.status_dir / "job.sh"
+    script.write_text(
+        wrapper_script(
+            sub.command,
+            state_dir=str(sub.status_dir.resolve()),
+            env=sub.env,
+            workdir=workdir,
+            timeout_s=sub.timeout_s,
+            output=None,
+            kill_grace_s=kill_grace_s,
+            label=sub.run_id,
+            job_id_var=job_id_var,
+        ),
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return script
+
+
+# sh: is the wrapper recorded in "$d/pid" alive? A zombie counts as dead (PID 1 may reap late)
+# and, where /proc exists, a pid whose command line does not name the run directory is a reused
+# pid, not our wrapper - never signal it.
+_WRAPPER_ALIVE = """wrapper_alive() {
+  p=$(cat "$d/pid" 2>/dev/null)
+  [ -n "$p" ] || return 1
+  if [ -d /proc/self ]; then
+    [ -r "/proc/$p/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null \\
+      && tr '\\000' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$d"
+  else
+    kill -0 "$p" 2>/dev/null
+  fi
+}
+"""
+
+
 def status_script(state_dir: str) -> str:
     """A sh snippet printing `key=value` lines about a run (see `parse_status`).
 
     Liveness is checked before the exit status: the wrapper writes rc before it exits, so a dead
-    wrapper without rc really ended without recording one. A zombie counts as dead (PID 1 may reap
-    late) and, where /proc exists, a pid whose command line does not name the run directory is a
-    reused pid, not our wrapper.
+    wrapper without rc really ended without recording one.
     """
     d = shlex.quote(state_dir)
     return f"""d={d}
-p=$(cat "$d/pid" 2>/dev/null)
+{_WRAPPER_ALIVE}
 alive=0
-if [ -n "$p" ]; then
-  if [ -d /proc/self ]; then
-    if [ -r "/proc/$p/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null \\
-       && tr '\\000' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$d"; then alive=1; fi
-  elif kill -0 "$p" 2>/dev/null; then alive=1; fi
-fi
+wrapper_alive && alive=1
 echo "dir=$([ -d "$d" ] && echo 1 || echo 0)"
 echo "pid=$p"
 echo "alive=$alive"
@@ -156,8 +212,8 @@ def cancel_script(state_dir: str, kill_grace_s: float) -> str:
 [ -d "$d" ] || exit 0
 : > "$d/cancelled"
 [ -e "$d/rc" ] && exit 0
-p=$(cat "$d/pid" 2>/dev/null)
-[ -n "$p" ] || exit 0
+{_WRAPPER_ALIVE}
+wrapper_alive || exit 0
 kill -TERM -"$p" 2>/dev/null || exit 0
 i=0
 while [ ! -e "$d/rc" ] && [ "$i" -lt {ticks} ]; do sleep 0.1; i=$((i + 1)); done
@@ -177,6 +233,7 @@ class RunStatus:
     timed_out: bool
     cancelled: bool
     out_size: int = 0
+    job_id: str | None = None
 
 
 def parse_status(text: str) -> RunStatus:
@@ -207,6 +264,7 @@ def read_local_status(state_dir: Path) -> RunStatus:
         exit_code=_int_or_none(_read(state_dir / "rc")),
         timed_out=(state_dir / "timed_out").exists(),
         cancelled=(state_dir / "cancelled").exists(),
+        job_id=(_read(state_dir / "job_id") or "").strip() or None,
     )
 
 

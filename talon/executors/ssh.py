@@ -306,6 +306,7 @@ class SshExecutor:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             sftp = conn.sftp()
+            sftp.get_channel().settimeout(self.command_timeout)  # a cut link must not hang reads
             with sftp.open(remote, "rb") as src, log_path.open("ab") as dst:
                 src.seek(local_size)
                 src.prefetch(remote_size - local_size)
@@ -320,7 +321,7 @@ class SshExecutor:
             raise Unreachable(f"copying the output failed: {_describe_error(e)}") from e
 
 
-def _settle(status: RunStatus, where: str) -> Status:  # noqa: PLR0911 - a table of cases
+def _settle(status: RunStatus, where: str) -> Status:
     """The run's status from its status files (see talon.executors.remote)."""
     if status.exit_code is not None:
         detail = describe_exit(

@@ -1,0 +1,260 @@
+"""The `sge` executor: Grid Engine through its command line (qsub, qstat, qacct, qdel).
+
+Configuration (the executor's mapping in talon.yaml):
+
+    queue             `-q` queue (default: the cluster's default)
+    qsub_args         extra qsub arguments, a list or one string (split like a shell would)
+    accounting_grace  seconds a job may be missing from both qstat and qacct before it is lost
+                      (qacct lags a finished job; default 60)
+    command_timeout   seconds for each qsub/qstat/qacct/qdel call; default 30
+    kill_grace        seconds between SIGTERM and SIGKILL when the run times out; default 10
+
+A run is submitted as `qsub -terse -N talon-<run id> -o <log> -j y -wd <dir> -S /bin/sh <script>`
+with a generated wrapper script (never `-b y`, which re-splits arguments). The wrapper
+(talon.executors.remote) enforces the timeout and writes pid/rc into `sub.status_dir`, which
+must be visible to the execution hosts, as the log must be.
+
+Handle: {"job_id": "42", "name": "talon-<run id>"}.
+
+Poll: in qstat -> Running (an error state such as `Eqw` -> the job is deleted and the run is
+Finished(125) with Grid Engine's error reason); gone from qstat -> the exit status from qacct
+(`failed` explained in the detail), or else from the wrapper's rc file; neither -> Running
+("waiting for accounting") until accounting_grace has passed since the job was first missed,
+then Lost. A job deleted behind Talon's back (qdel) therefore ends Finished(137).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.remote import (
+    EXIT_NOT_STARTED,
+    Since,
+    describe_exit,
+    job_name,
+    read_local_status,
+    seconds,
+    write_job_script,
+)
+
+_MISSING_SINCE = "sge-missing-since"
+# qsub's complaints that mean "the cluster is not answering now" rather than "this job is wrong"
+_TRANSIENT = ("unable to contact qmaster", "commlib error", "unable to send message", "timeout")
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    job_id: str
+    name: str
+    state: str  # qstat's letters: qw, r, t, Eqw, dr, ...
+
+
+@dataclass(frozen=True)
+class Accounting:
+    exit_status: int
+    failed: str  # "0", or e.g. "100 : assumedly after job"
+
+
+class SgeExecutor:
+    """Submits each run as a Grid Engine job (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._now = now
+        self.queue = config.get("queue")
+        raw = config.get("qsub_args") or []
+        self.qsub_args = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
+        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
+        self.command_timeout = seconds(config.get("command_timeout"), 30)
+        self.kill_grace = seconds(config.get("kill_grace"), 10)
+
+    # -- the Executor protocol
+
+    def submit(self, sub: Submission) -> Handle:
+        name = job_name(sub.run_id)
+        workdir = str(sub.workdir or Path.cwd())
+        script = write_job_script(
+            sub, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="JOB_ID"
+        )
+        argv = ["qsub", "-terse", "-N", name, "-o", str(sub.log_path), "-j", "y"]
+        argv += ["-wd", workdir, "-S", "/bin/sh"]
+        if self.queue:
+            argv += ["-q", str(self.queue)]
+        argv += [*self.qsub_args, str(script)]
+        try:
+            out = self._cmd(argv)
+        except FileNotFoundError as e:
+            raise SubmitRefused(f"qsub is not installed here: {e}", retryable=False) from e
+        except subprocess.TimeoutExpired as e:
+            raise SubmitRefused(f"qsub did not answer in {e.timeout}s", retryable=True) from e
+        job_id = out.stdout.strip().split(".")[0]
+        if out.returncode != 0 or not job_id.isdigit():
+            err = (out.stderr or out.stdout).strip()
+            transient = any(t in err.lower() for t in _TRANSIENT)
+            raise SubmitRefused(f"qsub refused the job: {err}", retryable=transient)
+        return {"job_id": job_id, "name": name}
+
+    def poll(self, handle: Handle, sub: Submission) -> Status:
+        job_id, name = str(handle["job_id"]), str(handle["name"])
+        missing = Since(sub.status_dir, _MISSING_SINCE)
+        try:
+            queued = self._qstat()
+        except (OSError, subprocess.SubprocessError, ValueError) as e:
+            return Running(detail=f"qstat failed, status unknown: {e}")
+        job = queued.get(job_id)
+        if job is not None and job.name == name:
+            missing.clear()
+            if "E" in job.state:
+                reason = self._error_reason(job_id)
+                self._qdel(job_id)
+                return Finished(
+                    EXIT_NOT_STARTED,
+                    detail=f"Grid Engine error state {job.state}: {reason}; job {job_id} deleted",
+                )
+            return Running(detail=f"job {job_id} {job.state}")
+        return self._ended(job_id, name, sub.status_dir, missing)
+
+    def _ended(self, job_id: str, name: str, status_dir: Path, missing: Since) -> Status:
+        """A job gone from qstat: accounting, else the wrapper's rc file, else wait and see."""
+        acct = self._qacct(job_id, name)
+        local = read_local_status(status_dir)
+        if acct is not None:
+            missing.clear()
+            detail = describe_exit(
+                acct.exit_status, timed_out=local.timed_out, cancelled=local.cancelled
+            )
+            if acct.failed not in ("0", ""):
+                detail += f" (Grid Engine: failed {acct.failed})"
+            return Finished(acct.exit_status, detail=detail)
+        if local.exit_code is not None:  # the wrapper recorded it; accounting has not caught up
+            missing.clear()
+            detail = describe_exit(
+                local.exit_code, timed_out=local.timed_out, cancelled=local.cancelled
+            )
+            return Finished(local.exit_code, detail=detail)
+        first = missing.mark(self._now())
+        waited = (self._now() - first).total_seconds()
+        if waited < self.accounting_grace:
+            return Running(
+                detail=f"job {job_id} left qstat; waiting for accounting ({waited:.0f}s)"
+            )
+        return Lost(
+            f"Grid Engine job {job_id} is neither queued nor in the accounting "
+            f"{waited:.0f}s after it left qstat"
+        )
+
+    def cancel(self, handle: Handle, sub: Submission) -> None:
+        sub.status_dir.mkdir(parents=True, exist_ok=True)
+        (sub.status_dir / "cancelled").touch()
+        self._qdel(str(handle["job_id"]))
+
+    def adopt(self, sub: Submission) -> Handle | None:
+        """The newest job named talon-<run id>, queued or already finished."""
+        name = job_name(sub.run_id)
+        try:
+            queued = [j.job_id for j in self._qstat().values() if j.name == name]
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return None  # qmaster not answering: a submit now would be refused as well
+        if not queued:
+            queued = self._qacct_ids(name)
+        if not queued:  # accounting lags: the wrapper may have recorded the id already
+            recorded = read_local_status(sub.status_dir).job_id
+            queued = [recorded] if recorded and recorded.isdigit() else []
+        if not queued:
+            return None
+        return {"job_id": max(queued, key=int), "name": name}
+
+    # -- Grid Engine commands
+
+    def _cmd(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=self.command_timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | {"SGE_SINGLE_LINE": "1"},
+        )
+
+    def _qstat(self) -> dict[str, QueuedJob]:
+        """Our user's jobs, by id. Raises on any failure: an empty answer from a failing qstat
+        must never read as "the job is gone"."""
+        out = self._cmd(["qstat", "-xml", "-u", getpass.getuser()])
+        if out.returncode != 0:
+            raise OSError(out.stderr.strip() or f"qstat exited {out.returncode}")
+        root = ET.fromstring(out.stdout)  # noqa: S314 - our own qmaster's answer
+        jobs: dict[str, QueuedJob] = {}
+        for el in root.iter("job_list"):
+            job_id = (el.findtext("JB_job_number") or "").strip()
+            if job_id:
+                name = (el.findtext("JB_name") or "").strip()
+                jobs[job_id] = QueuedJob(job_id, name, (el.findtext("state") or "").strip())
+        return jobs
+
+    def _error_reason(self, job_id: str) -> str:
+        out = self._cmd(["qstat", "-j", job_id])
+        reasons = [
+            line.split(":", 1)[1].strip() if ":" in line else line
+            for line in out.stdout.splitlines()
+            if line.startswith("error reason")
+        ]
+        return "; ".join(reasons) or "no reason given"
+
+    def _qacct(self, job_id: str, name: str) -> Accounting | None:
+        """The accounting record of this job (the last one with our name: job ids restart
+        after a reinstall), or None when there is none yet."""
+        out = self._cmd(["qacct", "-j", job_id])
+        if out.returncode != 0:
+            return None
+        found: Accounting | None = None
+        for record in _records(out.stdout):
+            status = record.get("exit_status", "").split(" ")[0]  # "137   (Killed)"
+            if record.get("jobname") == name and status.isdigit():
+                found = Accounting(int(status), record.get("failed", ""))
+        return found
+
+    def _qacct_ids(self, name: str) -> list[str]:
+        out = self._cmd(["qacct", "-j", name])
+        if out.returncode != 0:
+            return []
+        return [r["jobnumber"] for r in _records(out.stdout) if r.get("jobnumber", "").isdigit()]
+
+    def _qdel(self, job_id: str) -> None:
+        out = self._cmd(["qdel", job_id])
+        err = (out.stderr + out.stdout).lower()
+        if out.returncode != 0 and "does not exist" not in err:
+            raise ConnectionError(f"qdel {job_id} failed: {err.strip()}")
+
+
+def _records(text: str) -> list[dict[str, str]]:
+    """qacct's output: records separated by ===== lines, each "key   value" per line."""
+    records: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("====="):
+            if current:
+                records.append(current)
+            current = {}
+            continue
+        key, _, value = line.partition(" ")
+        if key:
+            current[key] = value.strip()
+    if current:
+        records.append(current)
+    return records

@@ -1,0 +1,199 @@
+"""The `slurm` executor: Slurm through its command line (sbatch, squeue, scontrol, sacct, scancel).
+
+Configuration (the executor's mapping in talon.yaml):
+
+    partition         `-p` partition (default: the cluster's default)
+    sbatch_args       extra sbatch arguments, a list or one string (split like a shell would)
+    accounting_grace  seconds a finished job may be unknown to scontrol and sacct before it is
+                      lost; default 60
+    command_timeout   seconds for each sbatch/squeue/scontrol/sacct/scancel call; default 30
+    kill_grace        seconds between SIGTERM and SIGKILL when the run times out; default 10
+
+A run is submitted as `sbatch --parsable -J talon-<run id> -o <log> --chdir <dir> <script>` with
+a generated wrapper script (talon.executors.remote), which enforces the timeout and writes
+pid/rc into `sub.status_dir` (visible to the compute nodes, like the log).
+
+Handle: {"job_id": "42", "name": "talon-<run id>"}.
+
+Poll: `squeue` lists it -> Running; otherwise the end state from `scontrol show job` (kept for
+MinJobAge after the end), else `sacct` (when accounting storage is configured), else the
+wrapper's rc file; none of them -> Running("waiting for accounting") until accounting_grace has
+passed, then Lost. Exit codes: ExitCode=rc:signal gives rc, or 128+signal; CANCELLED without a
+code is 143 (SIGTERM), TIMEOUT 124, OUT_OF_MEMORY 137.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.remote import (
+    EXIT_TIMED_OUT,
+    Since,
+    describe_exit,
+    job_name,
+    read_local_status,
+    seconds,
+    write_job_script,
+)
+
+_MISSING_SINCE = "slurm-missing-since"
+_TRANSIENT = ("unable to contact slurm controller", "socket timed out", "connection refused")
+_PENDING_OR_RUNNING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT")
+# end states whose exit code is 0:0 although the job did not succeed
+_DEFAULT_CODE = {"CANCELLED": 143, "TIMEOUT": EXIT_TIMED_OUT, "OUT_OF_MEMORY": 137}
+
+
+class SlurmExecutor:
+    """Submits each run as a Slurm batch job (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._now = now
+        self.partition = config.get("partition")
+        raw = config.get("sbatch_args") or []
+        self.sbatch_args = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
+        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
+        self.command_timeout = seconds(config.get("command_timeout"), 30)
+        self.kill_grace = seconds(config.get("kill_grace"), 10)
+
+    # -- the Executor protocol
+
+    def submit(self, sub: Submission) -> Handle:
+        name = job_name(sub.run_id)
+        workdir = str(sub.workdir or Path.cwd())
+        script = write_job_script(
+            sub, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="SLURM_JOB_ID"
+        )
+        argv = ["sbatch", "--parsable", "-J", name, "-o", str(sub.log_path)]
+        argv += ["--chdir", workdir]
+        if self.partition:
+            argv += ["-p", str(self.partition)]
+        argv += [*self.sbatch_args, str(script)]
+        try:
+            out = self._cmd(argv)
+        except FileNotFoundError as e:
+            raise SubmitRefused(f"sbatch is not installed here: {e}", retryable=False) from e
+        except subprocess.TimeoutExpired as e:
+            raise SubmitRefused(f"sbatch did not answer in {e.timeout}s", retryable=True) from e
+        job_id = out.stdout.strip().split(";")[0]  # "42" or "42;cluster"
+        if out.returncode != 0 or not job_id.isdigit():
+            err = (out.stderr or out.stdout).strip()
+            transient = any(t in err.lower() for t in _TRANSIENT)
+            raise SubmitRefused(f"sbatch refused the job: {err}", retryable=transient)
+        return {"job_id": job_id, "name": name}
+
+    def poll(self, handle: Handle, sub: Submission) -> Status:
+        job_id = str(handle["job_id"])
+        missing = Since(sub.status_dir, _MISSING_SINCE)
+        out = self._cmd(["squeue", "-h", "-j", job_id, "-o", "%T"])
+        state = out.stdout.strip()
+        if out.returncode != 0 and "invalid job id" not in out.stderr.lower():
+            return Running(detail=f"squeue failed, status unknown: {out.stderr.strip()}")
+        if state in _PENDING_OR_RUNNING:
+            missing.clear()
+            return Running(detail=f"job {job_id} {state.lower()}")
+        local = read_local_status(sub.status_dir)
+        end = self._scontrol(job_id) or self._sacct(job_id)
+        if end is None and local.exit_code is not None:
+            end = ("", local.exit_code)  # the wrapper recorded it
+        if end is not None:
+            missing.clear()
+            end_state, code = end
+            detail = describe_exit(code, timed_out=local.timed_out, cancelled=local.cancelled)
+            if end_state and end_state not in ("COMPLETED", "FAILED"):
+                detail += f" (Slurm: {end_state})"
+            return Finished(code, detail=detail)
+        first = missing.mark(self._now())
+        waited = (self._now() - first).total_seconds()
+        if waited < self.accounting_grace:
+            return Running(detail=f"job {job_id} left squeue; waiting for its end state")
+        return Lost(
+            f"Slurm job {job_id} is unknown to squeue, scontrol and sacct "
+            f"{waited:.0f}s after it left the queue"
+        )
+
+    def cancel(self, handle: Handle, sub: Submission) -> None:
+        sub.status_dir.mkdir(parents=True, exist_ok=True)
+        (sub.status_dir / "cancelled").touch()
+        job_id = str(handle["job_id"])
+        out = self._cmd(["scancel", job_id])
+        err = out.stderr.lower()
+        if out.returncode != 0 and "invalid job id" not in err and "already" not in err:
+            raise ConnectionError(f"scancel {job_id} failed: {out.stderr.strip()}")
+
+    def adopt(self, sub: Submission) -> Handle | None:
+        """The newest job named talon-<run id> that slurmctld still knows (any state)."""
+        name = job_name(sub.run_id)
+        out = self._cmd(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i"])
+        ids = [i for i in out.stdout.split() if i.isdigit()] if out.returncode == 0 else []
+        if not ids:
+            recorded = read_local_status(sub.status_dir).job_id
+            ids = [recorded] if recorded and recorded.isdigit() else []
+        if not ids:
+            return None
+        return {"job_id": max(ids, key=int), "name": name}
+
+    # -- Slurm commands
+
+    def _cmd(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.command_timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as e:
+            if argv[0] == "sbatch":
+                raise
+            return subprocess.CompletedProcess(argv, 1, "", f"no answer in {e.timeout}s")
+
+    def _scontrol(self, job_id: str) -> tuple[str, int] | None:
+        """(JobState, exit code) while slurmctld remembers the job (MinJobAge)."""
+        out = self._cmd(["scontrol", "show", "job", "-o", job_id])
+        if out.returncode != 0:
+            return None
+        fields = dict(
+            word.split("=", 1) for word in out.stdout.split() if "=" in word and word[0].isupper()
+        )
+        state = fields.get("JobState", "")
+        if not state or state in _PENDING_OR_RUNNING:
+            return None
+        return state, _exit_code(state, fields.get("ExitCode", ""))
+
+    def _sacct(self, job_id: str) -> tuple[str, int] | None:
+        """(State, exit code) from accounting storage, when the cluster has it."""
+        out = self._cmd(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State,ExitCode"])
+        if out.returncode != 0:
+            return None
+        for line in out.stdout.splitlines():
+            state, _, code = line.partition("|")
+            state = state.split(" ")[0]  # "CANCELLED by 0"
+            if state and state not in _PENDING_OR_RUNNING:
+                return state, _exit_code(state, code)
+        return None
+
+
+def _exit_code(state: str, code: str) -> int:
+    """Slurm's "rc:signal" as one exit status: 128+signal for a signal, else rc."""
+    rc_text, _, sig_text = code.partition(":")
+    rc = int(rc_text) if rc_text.isdigit() else 0
+    sig = int(sig_text) if sig_text.isdigit() else 0
+    if sig:
+        return 128 + sig
+    if rc == 0 and state != "COMPLETED":
+        return _DEFAULT_CODE.get(state, 1)
+    return rc

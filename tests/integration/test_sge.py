@@ -1,0 +1,131 @@
+"""The sge executor against a real single-node Grid Engine (ci/infra/sge-up.sh)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from talon.executors.base import Finished, Lost, Running
+from talon.executors.remote import EXIT_NOT_STARTED
+from talon.executors.sge import SgeExecutor
+from talon.markers import format_marker, parse_markers
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Runs
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("sge")]
+
+CONFIG = {"type": "sge", "queue": "all.q", "kill_grace": 2}
+NASTY = ("x; touch pwned", "$(id)", "`id`", 'it\'s "quoted"', "two  spaces", "*")
+
+
+def _running(job_id: str) -> bool:
+    out = subprocess.run(["qstat", "-s", "r"], capture_output=True, text=True, check=False)
+    return any(line.split()[:1] == [job_id] for line in out.stdout.splitlines())
+
+
+def test_success_failure_output_and_markers(runs: Runs, tmp_path: Path) -> None:
+    ex = SgeExecutor(CONFIG)
+    progress = format_marker("progress", {"percent": 40})
+    artifact = format_marker("artifact", {"url": "file:///data/out file.csv", "name": "it's"})
+    ok = runs.sub(
+        f'echo "job $JOB_ID in $(pwd) region=$REGION"; echo {shlex.quote(progress)}; '
+        f"echo to-stderr >&2; echo {shlex.quote(artifact)}",
+        env={"REGION": "eu west; $(id)"},
+        workdir=tmp_path,
+    )
+    bad = runs.sub("echo failing; exit 7")
+    handles = [ex.submit(ok), ex.submit(bad)]  # both queued at once
+    assert handles[0]["name"] == f"talon-{ok.run_id}"
+    assert runs.settle(ex, handles[0], ok) == Finished(0, detail="succeeded")
+    assert runs.settle(ex, handles[1], bad) == Finished(7, detail="exit status 7")
+    log = ok.log_path.read_text()
+    assert f"job {handles[0]['job_id']} in {tmp_path} region=eu west; $(id)" in log
+    assert "to-stderr" in log
+    assert list(parse_markers(log.splitlines())) == [
+        ("progress", {"percent": 40}),
+        ("artifact", {"name": "it's", "url": "file:///data/out file.csv"}),
+    ]
+    assert "failing" in bad.log_path.read_text()
+
+
+def test_arguments_arrive_literally(runs: Runs, tmp_path: Path) -> None:
+    ex = SgeExecutor(CONFIG)
+    sub = runs.sub(("printf", "[%s]\\n", *NASTY), workdir=tmp_path)
+    assert runs.settle(ex, ex.submit(sub), sub) == Finished(0, detail="succeeded")
+    assert sub.log_path.read_text().splitlines() == [f"[{a}]" for a in NASTY]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cancel_timeout_and_qdel_behind_our_back(runs: Runs) -> None:
+    """Three long jobs at once: one cancelled by Talon, one timing out, one qdel'd by someone
+    else (Grid Engine kills with SIGKILL: exit 137, `failed 100`)."""
+    ex = SgeExecutor(CONFIG)
+    cancelled = runs.sub("echo started; sleep 60")
+    timed = runs.sub("echo started; sleep 60", timeout_s=1)
+    deleted = runs.sub("echo started; sleep 60")
+    hc, ht, hd = ex.submit(cancelled), ex.submit(timed), ex.submit(deleted)
+    runs.wait_for("jobs running", lambda: _running(hc["job_id"]) and _running(hd["job_id"]))
+    ex.cancel(hc, cancelled)
+    subprocess.run(["qdel", hd["job_id"]], check=True, capture_output=True)
+
+    status = runs.settle(ex, hc, cancelled)
+    assert isinstance(status, Finished)
+    assert (status.exit_code, status.detail.split(" (")[0]) == (137, "cancelled")
+    ex.cancel(hc, cancelled)  # idempotent
+
+    assert runs.settle(ex, ht, timed) == Finished(124, detail="timed out")
+    assert "talon: timed out after 1s" in timed.log_path.read_text()
+
+    status = runs.settle(ex, hd, deleted)
+    assert isinstance(status, Finished)
+    assert status.exit_code == 137
+    assert status.detail.startswith("killed by signal 9 (SIGKILL) (Grid Engine: failed 100")
+
+
+def test_error_state_fails_the_run_and_deletes_the_job(runs: Runs, tmp_path: Path) -> None:
+    ex = SgeExecutor(CONFIG)
+    sub = runs.sub("echo never", workdir=tmp_path / "missing")  # qsub -wd: Eqw
+    handle = ex.submit(sub)
+    status = runs.settle(ex, handle, sub)
+    assert isinstance(status, Finished)
+    assert status.exit_code == EXIT_NOT_STARTED
+    assert "Grid Engine error state Eqw" in status.detail
+    assert "missing" in status.detail
+    runs.wait_for("the job to be deleted", lambda: not _in_qstat(handle["job_id"]))
+
+
+def test_adopt_after_a_pass_died_right_after_submit(runs: Runs) -> None:
+    ex = SgeExecutor(CONFIG)
+    sub = runs.sub("sleep 2; exit 3")
+    assert ex.adopt(sub) is None
+    job_id = ex.submit(sub)["job_id"]  # the pass dies here: the handle is never recorded
+    adopted = ex.adopt(sub)  # the next pass looks before it submits
+    assert adopted == {"job_id": job_id, "name": f"talon-{sub.run_id}"}
+    assert runs.settle(ex, adopted, sub) == Finished(3, detail="exit status 3")
+    assert ex.adopt(sub) == adopted  # still found once it has left qstat (via qacct)
+
+
+def test_missing_job_waits_for_accounting_then_is_lost(runs: Runs) -> None:
+    """A job in neither qstat nor qacct (qacct lags, qstat can come back empty once) is not lost
+    until the grace period has passed."""
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    sub = runs.sub("true")
+    handle = {"job_id": "987654", "name": f"talon-{sub.run_id}"}
+    status = SgeExecutor(CONFIG | {"accounting_grace": 60}, now=lambda: now).poll(handle, sub)
+    assert isinstance(status, Running)
+    assert "waiting for accounting" in status.detail
+    later = SgeExecutor(CONFIG | {"accounting_grace": 60}, now=lambda: now + timedelta(seconds=61))
+    status = later.poll(handle, sub)
+    assert isinstance(status, Lost)
+    assert "987654" in status.reason
+
+
+def _in_qstat(job_id: str) -> bool:
+    out = subprocess.run(["qstat", "-j", job_id], capture_output=True, check=False)
+    return out.returncode == 0

@@ -1,0 +1,117 @@
+"""The slurm executor against a real single-node Slurm (ci/infra/slurm-up.sh)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from talon.executors.base import Finished, Lost, Running
+from talon.executors.slurm import SlurmExecutor
+from talon.markers import format_marker, parse_markers
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Runs
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
+
+CONFIG = {"type": "slurm", "partition": "debug", "kill_grace": 2}
+NASTY = ("x; touch pwned", "$(id)", "`id`", 'it\'s "quoted"', "two  spaces", "*")
+
+
+def _state(job_id: str) -> str:
+    out = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip()
+
+
+def test_success_failure_output_and_markers(runs: Runs, tmp_path: Path) -> None:
+    ex = SlurmExecutor(CONFIG)
+    progress = format_marker("progress", {"percent": 40})
+    artifact = format_marker("artifact", {"url": "file:///data/out file.csv", "name": "it's"})
+    ok = runs.sub(
+        f'echo "job $SLURM_JOB_ID in $(pwd) region=$REGION"; echo {shlex.quote(progress)}; '
+        f"echo to-stderr >&2; echo {shlex.quote(artifact)}",
+        env={"REGION": "eu west; $(id)"},
+        workdir=tmp_path,
+    )
+    bad = runs.sub("echo failing; exit 7")
+    handles = [ex.submit(ok), ex.submit(bad)]  # both queued at once
+    assert handles[0]["name"] == f"talon-{ok.run_id}"
+    assert runs.settle(ex, handles[0], ok) == Finished(0, detail="succeeded")
+    assert runs.settle(ex, handles[1], bad) == Finished(7, detail="exit status 7")
+    log = ok.log_path.read_text()
+    assert f"job {handles[0]['job_id']} in {tmp_path} region=eu west; $(id)" in log
+    assert "to-stderr" in log
+    assert list(parse_markers(log.splitlines())) == [
+        ("progress", {"percent": 40}),
+        ("artifact", {"name": "it's", "url": "file:///data/out file.csv"}),
+    ]
+    assert "failing" in bad.log_path.read_text()
+
+
+def test_arguments_arrive_literally(runs: Runs, tmp_path: Path) -> None:
+    ex = SlurmExecutor(CONFIG)
+    sub = runs.sub(("printf", "[%s]\\n", *NASTY), workdir=tmp_path)
+    assert runs.settle(ex, ex.submit(sub), sub) == Finished(0, detail="succeeded")
+    assert sub.log_path.read_text().splitlines() == [f"[{a}]" for a in NASTY]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cancel_timeout_and_scancel_behind_our_back(runs: Runs) -> None:
+    """Three long jobs at once: one cancelled by Talon, one timing out, one scancel'd by someone
+    else. scancel signals the job with SIGTERM; the wrapper outlives it only if it is quick."""
+    ex = SlurmExecutor(CONFIG)
+    cancelled = runs.sub("echo started; sleep 60")
+    timed = runs.sub("echo started; sleep 60", timeout_s=1)
+    killed = runs.sub("echo started; sleep 60")
+    hc, ht, hk = ex.submit(cancelled), ex.submit(timed), ex.submit(killed)
+    runs.wait_for(
+        "jobs running",
+        lambda: _state(hc["job_id"]) == "RUNNING" and _state(hk["job_id"]) == "RUNNING",
+    )
+    ex.cancel(hc, cancelled)
+    subprocess.run(["scancel", hk["job_id"]], check=True, capture_output=True)
+
+    status = runs.settle(ex, hc, cancelled)
+    assert isinstance(status, Finished)
+    assert status.exit_code == 143
+    assert status.detail.startswith("cancelled")
+    ex.cancel(hc, cancelled)  # idempotent
+
+    assert runs.settle(ex, ht, timed) == Finished(124, detail="timed out")
+    assert "talon: timed out after 1s" in timed.log_path.read_text()
+
+    status = runs.settle(ex, hk, killed)
+    assert isinstance(status, Finished)
+    assert status.exit_code == 143
+    assert status.detail.startswith("killed by signal 15 (SIGTERM)")
+
+
+def test_adopt_after_a_pass_died_right_after_submit(runs: Runs) -> None:
+    ex = SlurmExecutor(CONFIG)
+    sub = runs.sub("sleep 1; exit 3")
+    assert ex.adopt(sub) is None
+    job_id = ex.submit(sub)["job_id"]  # the pass dies here: the handle is never recorded
+    adopted = ex.adopt(sub)  # the next pass looks before it submits
+    assert adopted == {"job_id": job_id, "name": f"talon-{sub.run_id}"}
+    assert runs.settle(ex, adopted, sub) == Finished(3, detail="exit status 3")
+    assert ex.adopt(sub) == adopted  # still found after it ended
+
+
+def test_unknown_job_waits_then_is_lost(runs: Runs) -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    sub = runs.sub("true")
+    handle = {"job_id": "987654", "name": f"talon-{sub.run_id}"}
+    status = SlurmExecutor(CONFIG, now=lambda: now).poll(handle, sub)
+    assert isinstance(status, Running)
+    assert "waiting" in status.detail
+    later = SlurmExecutor(CONFIG, now=lambda: now + timedelta(seconds=61))
+    status = later.poll(handle, sub)
+    assert isinstance(status, Lost)
+    assert "987654" in status.reason
