@@ -23,6 +23,7 @@ from talon import bookkeeping
 from talon.constraints import Check, PluginFn, Verdict, combine, evaluate
 from talon.executors.base import (
     Executor,
+    Finished,
     Handle,
     Lost,
     Running,
@@ -316,7 +317,7 @@ class Pass:
                 self.decide(
                     "adopt", run, f"found the job submitted by an interrupted pass: {handle}"
                 )
-            status: Status = Running() if self.dry_run else ex.poll(handle, sub)
+            status = self._simulated(run, handle) if self.dry_run else ex.poll(handle, sub)
             timeout = job.timeout_s if job else None
             if isinstance(status, Running) and timeout is not None:
                 settled = settle(run, status, self.now, timeout)
@@ -327,6 +328,28 @@ class Pass:
                 continue
             if not isinstance(status, Running):
                 self._finish(run, status, sub)
+
+    def simulated_end(self, run: Run) -> datetime | None:
+        """When a plan assumes a run it started ends: after the job's expected duration (or
+        the median of its past successes). None for runs it did not start: unknown."""
+        handle = (run.executor or {}).get("handle") or {}
+        if not handle.get("plan") or not run.started:
+            return None
+        job = self.spec.jobs.get(run.job)
+        from datetime import timedelta
+
+        from talon.progress import expected_seconds
+
+        expected = expected_seconds(
+            job.expected_duration_s if job else None, self.book.durations.get(run.job, [])
+        )
+        return datetime.fromisoformat(run.started) + timedelta(seconds=expected or 0)
+
+    def _simulated(self, run: Run, handle: Handle) -> Status:
+        end = self.simulated_end(run)
+        if end is not None and self.now >= end:
+            return Finished(0, "assumed to succeed (plan)")
+        return Running()
 
     def _unstarted(self, run: Run) -> None:
         """A run whose dispatching pass died before recording a handle, and that its executor
@@ -657,6 +680,7 @@ class Pass:
         if marked.state is not State.RUNNING or marked.dispatch != intent:
             return False  # cancelled or taken meanwhile
         if self.dry_run:
+            self.write(marked, _with_handle({"plan": True}))
             self.decide("dispatch", marked, _dispatch_detail(job, grants))
             return True
         crash_point("dispatch.after_intent")

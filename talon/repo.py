@@ -30,12 +30,15 @@ class Repo:
         return job
 
 
-def open_repo(directory: str | None, environ: Mapping[str, str]) -> Repo:
-    """The repository's spec and store; invalid configuration raises ProblemsError."""
+def open_repo(directory: str | None, environ: Mapping[str, str], *, readonly: bool = False) -> Repo:
+    """The repository's spec and store; invalid configuration raises ProblemsError.
+
+    `readonly` commands (plan, status, explain…) use the configuration cache but never write it.
+    """
     from talon.speccache import load_spec_cached
 
     root = find_repo(directory, dict(environ))
-    spec, problems = load_spec_cached(root)
+    spec, problems = load_spec_cached(root, write=not readonly)
     if problems or spec is None:
         raise ProblemsError(problems)
     return Repo(root, spec, FileStore(spec.config.state_path, spec.config.lock_mode))
@@ -57,7 +60,7 @@ def open_repo_store(directory: str | None, environ: Mapping[str, str]) -> FileSt
     from talon.speccache import load_spec_cached
 
     root = find_repo(directory, dict(environ))
-    spec, _ = load_spec_cached(root)
+    spec, _ = load_spec_cached(root, write=False)
     if spec is None:
         return FileStore(root / "state")
     return FileStore(spec.config.state_path, spec.config.lock_mode)

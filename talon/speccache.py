@@ -37,7 +37,7 @@ def _state_dir(root: Path) -> Path:
     return root / "state" / ".talon"
 
 
-def load_spec_cached(root: Path) -> tuple[Spec | None, list[Problem]]:
+def load_spec_cached(root: Path, *, write: bool = True) -> tuple[Spec | None, list[Problem]]:
     fingerprint = _fingerprint(root)
     cache = _state_dir(root) / CACHE_NAME
     try:
@@ -61,7 +61,7 @@ def load_spec_cached(root: Path) -> tuple[Spec | None, list[Problem]]:
     ):
         pass
     spec, problems = load_spec(root)
-    if spec is not None and not problems and cache.parent.parent.is_dir():
+    if write and spec is not None and not problems and cache.parent.parent.is_dir():
         try:
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_name(f".{CACHE_NAME}.{os.getpid()}")

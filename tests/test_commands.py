@@ -257,3 +257,30 @@ def test_lockfile_mode_runs(tmp_path: Path, talon: Talon) -> None:
     assert load(run_files(root)[0])["state"] == "succeeded"
     # No marker is left behind once the commands are done.
     assert not list((root / "state/.talon/locks").glob("*.lock"))
+
+
+def test_plan_simulates_a_day_and_writes_nothing(tmp_path: Path, talon: Talon) -> None:
+    chain = (
+        "jobs:\n"
+        "  a:\n    command: 'true'\n    trigger: '0 6 * * *'\n    expected_duration: 10m\n"
+        "  b:\n    command: 'true'\n    trigger: {after: a}\n    expected_duration: 5m\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": chain})
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    result = talon(
+        "-C", str(root), "plan", "--now", "2026-11-27T00:00:00Z", "--until", "2026-11-27T12:00:00Z"
+    )
+    assert result.code == 0
+    assert result.lines == [
+        "2026-11-27T06:00:00+00:00  create   a@20261127T060000Z: cron trigger at 2026-11-27T06:00:00+00:00",
+        "2026-11-27T06:00:00+00:00  ready    a@20261127T060000Z",
+        "2026-11-27T06:00:00+00:00  dispatch a@20261127T060000Z: on local",
+        "2026-11-27T06:10:00+00:00  create   b@20261127T060000Z.after.a: a succeeded (a@20261127T060000Z)",
+        "2026-11-27T06:10:00+00:00  succeed  a@20261127T060000Z",
+        "2026-11-27T06:10:00+00:00  ready    b@20261127T060000Z.after.a",
+        "2026-11-27T06:10:00+00:00  dispatch b@20261127T060000Z.after.a: on local",
+        "2026-11-27T06:15:00+00:00  succeed  b@20261127T060000Z.after.a",
+    ]
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before, "plan wrote files"
+    now_only = talon("-C", str(root), "plan", "--now", "2026-11-27T00:00:00Z")
+    assert now_only.lines == ["nothing to do"]

@@ -78,7 +78,7 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     try:
-        repo = open_repo(args.directory, environ)
+        repo = open_repo(args.directory, environ, readonly=True)
     except ProblemsError as exc:
         return report_problems("explain", exc)
     now = parse_now(args.now)

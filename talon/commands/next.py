@@ -21,7 +21,7 @@ from talon.triggers import Fire, is_timed, next_fire
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     try:
-        repo = open_repo(args.directory, environ)
+        repo = open_repo(args.directory, environ, readonly=True)
     except ProblemsError as exc:
         return report_problems("next", exc)
     job = repo.job(args.job)

@@ -40,7 +40,9 @@ def simulate(
         if until is None:
             break
         due = [c.next_due for c in (book.cursor(j) for j in repo.spec.jobs) if c and c.next_due]
-        later = [d for d in due if d > now]
+        assert view is not None
+        ends = [p.simulated_end(r) for by_job in view.open_by_job.values() for r in by_job.values()]
+        later = [d for d in [*due, *(e for e in ends if e is not None)] if d > now]
         if not later or min(later) > until:
             break
         now = min(later)
@@ -49,7 +51,7 @@ def simulate(
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     try:
-        repo = open_repo(args.directory, environ)
+        repo = open_repo(args.directory, environ, readonly=True)
     except ProblemsError as exc:
         return report_problems("plan", exc)
     now = parse_now(args.now)

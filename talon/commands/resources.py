@@ -60,7 +60,7 @@ def tree(repo: Repo) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     try:
-        repo = open_repo(args.directory, environ)
+        repo = open_repo(args.directory, environ, readonly=True)
     except ProblemsError as exc:
         return report_problems("resources", exc)
     rows = tree(repo)

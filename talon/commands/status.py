@@ -68,7 +68,7 @@ def row(
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     try:
-        repo = open_repo(args.directory, environ)
+        repo = open_repo(args.directory, environ, readonly=True)
     except ProblemsError as exc:
         return report_problems("status", exc)
     now = parse_now(args.now)
