@@ -1,4 +1,4 @@
-# ruff: noqa: E501 - expected instants and notes stay whole, one per line, to read as a table
+
 """The DST case table: exact instants for spring gaps and fall folds in six zones.
 
 Transitions used (checked against zoneinfo):
