@@ -395,11 +395,10 @@ def test_cron_job_fires_on_the_minute(tmp_path: Path, watching: Callable[..., Wa
         {"schedule/m.yaml": "jobs:\n  m:\n    command: date +%s.%N\n    trigger: '* * * * *'\n"},
     )
     w = watching(repo)
-    now = time.time()
-    minute = (int(now) // 60 + 1) * 60
-    created = w.wait_for("create", "m@", timeout=minute - now + DEADLINE_S)
-    stamp = datetime.fromtimestamp(minute, UTC).strftime("%Y%m%dT%H%M%SZ")
-    assert created["run"] == f"m@{stamp}"
+    created = w.wait_for("create", "m@", timeout=120 + DEADLINE_S)
+    instant = datetime.strptime(created["run"], "m@%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert instant.second == 0
+    minute = instant.timestamp()
     done = w.wait_for("succeed", created["run"])
     started = float(next((repo / "state").glob(f"*/m/{done['run']}.log")).read_text())
     assert 0 <= started - minute < 1.0, f"fired {started - minute:.3f}s after the minute"
@@ -454,4 +453,60 @@ def test_idle_watcher_sleeps(tmp_path: Path, watching: Callable[..., Watching]) 
     before = cpu()
     time.sleep(1.0)
     assert cpu() - before < 0.05
+    assert w.stop() == 0
+
+
+def all_succeeded(repo: Path, count: int) -> list[dict[str, Any]]:
+    """Every run file, once there are `count` and all have succeeded (within the deadline)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        records = [json.loads(p.read_text()) for p in (repo / "state").glob("*/*/*.json")]
+        if len(records) == count and all(r["state"] == "succeeded" for r in records):
+            return records
+        assert time.monotonic() < deadline, [(r["id"], r["state"]) for r in records]
+        time.sleep(0.05)
+
+
+def test_reconcile_from_cron_alongside(tmp_path: Path, watching: Callable[..., Watching]) -> None:
+    repo = write_repo(tmp_path, {"schedule/chain.yaml": CHAIN})
+    w = watching(repo)
+    cmd = [sys.executable, "-m", "talon", "-C", str(repo), "reconcile", "--wait"]
+    for round_ in range(1, 4):
+        trigger(repo, "a")
+        others = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=clean_env()) for _ in range(3)
+        ]
+        assert [p.wait(timeout=60) for p in others] == [0, 0, 0]
+        records = all_succeeded(repo, 3 * round_)
+        time.sleep(1.01 - time.time() % 1)  # `{after: a}` run ids are per second of a's trigger
+    for r in records:
+        started = [h for h in r["history"] if h["state"] == "running"]
+        assert len(started) == 1, r["id"]
+    assert w.proc.poll() is None
+    assert w.stop() == 0
+
+
+def test_run_changed_by_someone_else_wakes_the_watcher(
+    tmp_path: Path, watching: Callable[..., Watching]
+) -> None:
+    """`talon cancel` skips a blocked run; its dependant, blocked with a poll of an hour, is
+    settled at once: the watcher saw the file change and told the pass which job changed."""
+    jobs = (
+        "jobs:\n"
+        "  never:\n    command: 'true'\n    trigger: external\n"
+        "  a:\n    command: 'true'\n    trigger: external\n    poll: 1h\n"
+        "    constraints: {after: [never]}\n"
+        "  b:\n    command: 'true'\n    trigger: external\n    poll: 1h\n"
+        "    constraints: {after: [a]}\n"
+    )
+    repo = write_repo(tmp_path, {"schedule/s.yaml": jobs})
+    w = watching(repo)
+    run_a = trigger(repo, "a")
+    w.wait_for("block", run_a)
+    run_b = trigger(repo, "b")
+    w.wait_for("block", run_b)
+    done = talon_cli(repo, "cancel", run_a)
+    assert done.returncode == 0, done.stderr
+    skipped = w.wait_for("skip", run_b, timeout=5)
+    assert "a" in skipped["detail"]
     assert w.stop() == 0
