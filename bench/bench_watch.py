@@ -289,10 +289,8 @@ def idle(tmp: Path, n: int, window: float) -> None:
         before = w.cpu()
         time.sleep(window)
         used = w.cpu() - before
-        share = f"{used / window:.2%} of a core"
-        print(
-            f"idle CPU over {n} jobs, {window:g} s (default 60s) {used:7.3f} s  ({share}; ticks of 0.01 s)"
-        )
+        share = f"{used / window:.2%} of a core; CPU ticks are 0.01 s"
+        print(f"idle CPU over {n} jobs, {window:g} s (default 60s) {used:7.3f} s  ({share})")
     finally:
         w.stop()
 
