@@ -163,12 +163,16 @@ def run_for_fire(
 def run_after_upstream(
     job: Job, upstream: Run, now: datetime, revision: Mapping[str, Any] | None
 ) -> Run:
-    """The run an `{after: X}` trigger creates when a run of X succeeds."""
+    """The run an `{after: X}` trigger creates when a run of X succeeds.
+
+    Its id carries the upstream run's own (`b@<stamp of a's run>.after.a`), so each upstream
+    run triggers exactly one dependant, however many run in the same second.
+    """
     up_start = datetime.fromisoformat(upstream.period["start"])
-    up_at = datetime.fromisoformat(upstream.trigger.get("at") or upstream.created)
+    stamp = upstream.id.split("@", 1)[1]
     return new_run(
         job,
-        run_id=run_id_for(job.name, up_at, suffix=f".after.{upstream.job}"),
+        run_id=f"{job.name}@{stamp}.after.{upstream.job}",
         period=period_for(job, up_start),
         trigger={"type": "after", "at": upstream.finished or iso(now), "upstream": upstream.id},
         now=now,
