@@ -26,6 +26,7 @@ handed to `/bin/sh -c` as one quoted word, and every environment value is export
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import shlex
@@ -136,22 +137,22 @@ def wrapper_script(
 
 
 def write_job_script(
-    sub: Submission, *, workdir: str, kill_grace_s: float, job_id_var: str
+    sub: Submission, state_dir: Path, *, workdir: str, kill_grace_s: float, job_id_var: str
 ) -> Path:
     """For the cluster executors: create the log directory (Grid Engine leaves a job whose -o
-    directory is missing in Eqw), clear status files of an earlier submission in the status
-    directory, and write the wrapper there as `job.sh`. Returns the script's path."""
+    directory is missing in Eqw), clear status files of an earlier submission from the run's
+    state directory, and write the wrapper there as `job.sh`. Returns the script's path."""
     sub.log_path.parent.mkdir(parents=True, exist_ok=True)
-    sub.status_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("pid", "rc", "job_id", "timed_out", "cancelled"):
-        (sub.status_dir / stale).unlink(missing_ok=True)
-    for since in sub.status_dir.glob("*-since"):
+        (state_dir / stale).unlink(missing_ok=True)
+    for since in state_dir.glob("*-since"):
         since.unlink(missing_ok=True)
-    script = sub.status_dir / "job.sh"
+    script = state_dir / "job.sh"
     script.write_text(
         wrapper_script(
             sub.command,
-            state_dir=str(sub.status_dir.resolve()),
+            state_dir=str(state_dir.resolve()),
             env=sub.env,
             workdir=workdir,
             timeout_s=sub.timeout_s,
@@ -299,10 +300,40 @@ def seconds(value: object, default: float) -> float:
     raise ValueError(f"not a duration: {value!r} (a number of seconds, or e.g. 30s, 5m, 2h)")
 
 
+def arg_list(value: object) -> list[str]:
+    """Extra command-line arguments from configuration: a list, or one string split like a
+    shell would split it."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return shlex.split(value)
+    if isinstance(value, list | tuple):
+        return [str(a) for a in value]
+    raise ValueError(f"expected a list of arguments or a string, got {value!r}")
+
+
+def safe_name(text: str) -> str:
+    """`text` with everything but letters, digits and `._+=,-` replaced by `_`: usable as a file
+    name and as a Grid Engine or Slurm job name (which reject `/ : @ \\ * ?` and whitespace)."""
+    return re.sub(r"[^A-Za-z0-9._+=,-]", "_", text)
+
+
 def job_name(run_id: str) -> str:
-    """The cluster job name of a run, `talon-<run id>`, with characters Grid Engine and Slurm
-    reject in names (`/ : @ \\ * ?` and whitespace) replaced, so a job can be found again by it."""
-    return "talon-" + re.sub(r"[^A-Za-z0-9._+=,-]", "_", run_id)
+    """The cluster job name of a run, `talon-<run id>`, so a job can be found again by it."""
+    return "talon-" + safe_name(run_id)
+
+
+def run_state_dir(sub: Submission, kind: str) -> Path:
+    """This run's own directory inside `sub.status_dir`, which all runs share."""
+    return sub.status_dir / f"{kind}-{safe_name(sub.run_id)}"
+
+
+def record_job_id(state_dir: Path, job_id: str) -> None:
+    """Note a cluster job id beside the run right after submitting it, so that adopt() finds it
+    even when the pass dies before its handle is recorded and the scheduler is slow to answer."""
+    tmp = state_dir / "job_id.tmp"
+    tmp.write_text(job_id + "\n", encoding="utf-8")
+    tmp.replace(state_dir / "job_id")
 
 
 class Since:
@@ -329,7 +360,10 @@ class Since:
         return now
 
     def clear(self) -> None:
+        """Forget the time; the directory goes too if nothing else is in it."""
         self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()
 
 
 def _read(path: Path) -> str | None:

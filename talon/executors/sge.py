@@ -11,8 +11,9 @@ Configuration (the executor's mapping in talon.yaml):
 
 A run is submitted as `qsub -terse -N talon-<run id> -o <log> -j y -wd <dir> -S /bin/sh <script>`
 with a generated wrapper script (never `-b y`, which re-splits arguments). The wrapper
-(talon.executors.remote) enforces the timeout and writes pid/rc into `sub.status_dir`, which
-must be visible to the execution hosts, as the log must be.
+(talon.executors.remote) enforces the timeout and writes pid/rc into the run's own directory
+`<sub.status_dir>/sge-<run id>/`, which must be visible to the execution hosts, as the log must be.
+The job id is also written there right after qsub, for adopt().
 
 Handle: {"job_id": "42", "name": "talon-<run id>"}.
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shlex
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
@@ -40,9 +40,12 @@ from talon.executors.base import Finished, Handle, Lost, Running, Status, Submis
 from talon.executors.remote import (
     EXIT_NOT_STARTED,
     Since,
+    arg_list,
     describe_exit,
     job_name,
     read_local_status,
+    record_job_id,
+    run_state_dir,
     seconds,
     write_job_script,
 )
@@ -76,9 +79,6 @@ class SgeExecutor:
     ) -> None:
         self.config = config
         self._now = now
-        self.queue = config.get("queue")
-        raw = config.get("qsub_args") or []
-        self.qsub_args = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
         self.accounting_grace = seconds(config.get("accounting_grace"), 60)
         self.command_timeout = seconds(config.get("command_timeout"), 30)
         self.kill_grace = seconds(config.get("kill_grace"), 10)
@@ -88,14 +88,16 @@ class SgeExecutor:
     def submit(self, sub: Submission) -> Handle:
         name = job_name(sub.run_id)
         workdir = str(sub.workdir or Path.cwd())
+        state = run_state_dir(sub, "sge")
         script = write_job_script(
-            sub, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="JOB_ID"
+            sub, state, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="JOB_ID"
         )
         argv = ["qsub", "-terse", "-N", name, "-o", str(sub.log_path), "-j", "y"]
         argv += ["-wd", workdir, "-S", "/bin/sh"]
-        if self.queue:
-            argv += ["-q", str(self.queue)]
-        argv += [*self.qsub_args, str(script)]
+        options = {**self.config, **sub.config}  # sub.config: placeholders substituted
+        if options.get("queue"):
+            argv += ["-q", str(options["queue"])]
+        argv += [*arg_list(options.get("qsub_args")), str(script)]
         try:
             out = self._cmd(argv)
         except FileNotFoundError as e:
@@ -107,11 +109,13 @@ class SgeExecutor:
             err = (out.stderr or out.stdout).strip()
             transient = any(t in err.lower() for t in _TRANSIENT)
             raise SubmitRefused(f"qsub refused the job: {err}", retryable=transient)
+        record_job_id(state, job_id)
         return {"job_id": job_id, "name": name}
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
         job_id, name = str(handle["job_id"]), str(handle["name"])
-        missing = Since(sub.status_dir, _MISSING_SINCE)
+        state = run_state_dir(sub, "sge")
+        missing = Since(state, _MISSING_SINCE)
         try:
             queued = self._qstat()
         except (OSError, subprocess.SubprocessError, ValueError) as e:
@@ -127,7 +131,7 @@ class SgeExecutor:
                     detail=f"Grid Engine error state {job.state}: {reason}; job {job_id} deleted",
                 )
             return Running(detail=f"job {job_id} {job.state}")
-        return self._ended(job_id, name, sub.status_dir, missing)
+        return self._ended(job_id, name, state, missing)
 
     def _ended(self, job_id: str, name: str, status_dir: Path, missing: Since) -> Status:
         """A job gone from qstat: accounting, else the wrapper's rc file, else wait and see."""
@@ -159,22 +163,24 @@ class SgeExecutor:
         )
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
-        sub.status_dir.mkdir(parents=True, exist_ok=True)
-        (sub.status_dir / "cancelled").touch()
+        state = run_state_dir(sub, "sge")
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "cancelled").touch()
         self._qdel(str(handle["job_id"]))
 
     def adopt(self, sub: Submission) -> Handle | None:
-        """The newest job named talon-<run id>, queued or already finished."""
+        """The job id recorded right after qsub, else the newest job named talon-<run id>,
+        queued or already finished."""
         name = job_name(sub.run_id)
+        recorded = read_local_status(run_state_dir(sub, "sge")).job_id
+        if recorded and recorded.isdigit():
+            return {"job_id": recorded, "name": name}
         try:
             queued = [j.job_id for j in self._qstat().values() if j.name == name]
         except (OSError, subprocess.SubprocessError, ValueError):
             return None  # qmaster not answering: a submit now would be refused as well
         if not queued:
             queued = self._qacct_ids(name)
-        if not queued:  # accounting lags: the wrapper may have recorded the id already
-            recorded = read_local_status(sub.status_dir).job_id
-            queued = [recorded] if recorded and recorded.isdigit() else []
         if not queued:
             return None
         return {"job_id": max(queued, key=int), "name": name}

@@ -11,7 +11,8 @@ Configuration (the executor's mapping in talon.yaml):
 
 A run is submitted as `sbatch --parsable -J talon-<run id> -o <log> --chdir <dir> <script>` with
 a generated wrapper script (talon.executors.remote), which enforces the timeout and writes
-pid/rc into `sub.status_dir` (visible to the compute nodes, like the log).
+pid/rc into the run's own directory `<sub.status_dir>/slurm-<run id>/` (visible to the compute
+nodes, like the log). The job id is also written there right after sbatch, for adopt().
 
 Handle: {"job_id": "42", "name": "talon-<run id>"}.
 
@@ -24,7 +25,6 @@ code is 143 (SIGTERM), TIMEOUT 124, OUT_OF_MEMORY 137.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -35,9 +35,12 @@ from talon.executors.base import Finished, Handle, Lost, Running, Status, Submis
 from talon.executors.remote import (
     EXIT_TIMED_OUT,
     Since,
+    arg_list,
     describe_exit,
     job_name,
     read_local_status,
+    record_job_id,
+    run_state_dir,
     seconds,
     write_job_script,
 )
@@ -60,9 +63,6 @@ class SlurmExecutor:
     ) -> None:
         self.config = config
         self._now = now
-        self.partition = config.get("partition")
-        raw = config.get("sbatch_args") or []
-        self.sbatch_args = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
         self.accounting_grace = seconds(config.get("accounting_grace"), 60)
         self.command_timeout = seconds(config.get("command_timeout"), 30)
         self.kill_grace = seconds(config.get("kill_grace"), 10)
@@ -72,14 +72,16 @@ class SlurmExecutor:
     def submit(self, sub: Submission) -> Handle:
         name = job_name(sub.run_id)
         workdir = str(sub.workdir or Path.cwd())
+        state = run_state_dir(sub, "slurm")
         script = write_job_script(
-            sub, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="SLURM_JOB_ID"
+            sub, state, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="SLURM_JOB_ID"
         )
         argv = ["sbatch", "--parsable", "-J", name, "-o", str(sub.log_path)]
         argv += ["--chdir", workdir]
-        if self.partition:
-            argv += ["-p", str(self.partition)]
-        argv += [*self.sbatch_args, str(script)]
+        options = {**self.config, **sub.config}  # sub.config: placeholders substituted
+        if options.get("partition"):
+            argv += ["-p", str(options["partition"])]
+        argv += [*arg_list(options.get("sbatch_args")), str(script)]
         try:
             out = self._cmd(argv)
         except FileNotFoundError as e:
@@ -91,19 +93,21 @@ class SlurmExecutor:
             err = (out.stderr or out.stdout).strip()
             transient = any(t in err.lower() for t in _TRANSIENT)
             raise SubmitRefused(f"sbatch refused the job: {err}", retryable=transient)
+        record_job_id(state, job_id)
         return {"job_id": job_id, "name": name}
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
         job_id = str(handle["job_id"])
-        missing = Since(sub.status_dir, _MISSING_SINCE)
+        state = run_state_dir(sub, "slurm")
+        missing = Since(state, _MISSING_SINCE)
         out = self._cmd(["squeue", "-h", "-j", job_id, "-o", "%T"])
-        state = out.stdout.strip()
+        queued = out.stdout.strip()
         if out.returncode != 0 and "invalid job id" not in out.stderr.lower():
             return Running(detail=f"squeue failed, status unknown: {out.stderr.strip()}")
-        if state in _PENDING_OR_RUNNING:
+        if queued in _PENDING_OR_RUNNING:
             missing.clear()
-            return Running(detail=f"job {job_id} {state.lower()}")
-        local = read_local_status(sub.status_dir)
+            return Running(detail=f"job {job_id} {queued.lower()}")
+        local = read_local_status(state)
         end = self._scontrol(job_id) or self._sacct(job_id)
         if end is None and local.exit_code is not None:
             end = ("", local.exit_code)  # the wrapper recorded it
@@ -124,8 +128,9 @@ class SlurmExecutor:
         )
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
-        sub.status_dir.mkdir(parents=True, exist_ok=True)
-        (sub.status_dir / "cancelled").touch()
+        state = run_state_dir(sub, "slurm")
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "cancelled").touch()
         job_id = str(handle["job_id"])
         out = self._cmd(["scancel", job_id])
         err = out.stderr.lower()
@@ -133,13 +138,14 @@ class SlurmExecutor:
             raise ConnectionError(f"scancel {job_id} failed: {out.stderr.strip()}")
 
     def adopt(self, sub: Submission) -> Handle | None:
-        """The newest job named talon-<run id> that slurmctld still knows (any state)."""
+        """The job id recorded right after sbatch, else the newest job named talon-<run id>
+        that slurmctld still knows (any state)."""
         name = job_name(sub.run_id)
+        recorded = read_local_status(run_state_dir(sub, "slurm")).job_id
+        if recorded and recorded.isdigit():
+            return {"job_id": recorded, "name": name}
         out = self._cmd(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i"])
         ids = [i for i in out.stdout.split() if i.isdigit()] if out.returncode == 0 else []
-        if not ids:
-            recorded = read_local_status(sub.status_dir).job_id
-            ids = [recorded] if recorded and recorded.isdigit() else []
         if not ids:
             return None
         return {"job_id": max(ids, key=int), "name": name}

@@ -12,8 +12,10 @@ Configuration (the executor's mapping in talon.yaml):
                      opening; default 10
     command_timeout  seconds for each short control command (start, status, copy); default 30
     kill_grace       seconds between SIGTERM and SIGKILL on cancel and timeout; default 10
-    workdir          the command's working directory on the host, and the base of the run
-                     directories (`<workdir or ~>/.talon/runs/<run id>/`)
+    workdir          the command's working directory on the host (default: the login
+                     directory), and the base of the run directories
+                     (`<workdir or ~>/.talon/runs/<run id>/`). The submission's own workdir
+                     is a local path (the repository) and is not used on the host.
 
 Host keys are verified: an unknown or a changed key refuses the run (not retryable) with the
 host and the key's fingerprint in the reason, and nothing is run. An unreachable host refuses it
@@ -48,6 +50,8 @@ from talon.executors.remote import (
     cancel_script,
     describe_exit,
     parse_status,
+    run_state_dir,
+    safe_name,
     seconds,
     status_script,
     wrapper_script,
@@ -83,22 +87,22 @@ class SshExecutor:
         self.connect_timeout = seconds(config.get("connect_timeout"), 10)
         self.command_timeout = seconds(config.get("command_timeout"), 30)
         self.kill_grace = seconds(config.get("kill_grace"), 10)
-        self.workdir = config.get("workdir")
 
     # -- the Executor protocol
 
     def submit(self, sub: Submission) -> Handle:
         host = self._host(sub)
+        workdir = self._workdir(sub)
         try:
             with self._connection(host, self.port) as conn:
-                base = self._base_dir(conn)
-                run_dir = f"{base}/{sub.run_id}"
-                workdir = str(sub.workdir) if sub.workdir is not None else self.workdir
+                base = self._base_dir(conn, workdir)
+                run_dir = f"{base}/{safe_name(sub.run_id)}"
                 script = wrapper_script(
                     sub.command,
                     state_dir=run_dir,
                     env=sub.env,
-                    workdir=workdir or None,
+                    # the workdir as the host resolved it (a leading ~ expanded)
+                    workdir=base.removesuffix("/.talon/runs") if workdir else None,
                     timeout_s=sub.timeout_s,
                     output=f"{run_dir}/out",
                     kill_grace_s=self.kill_grace,
@@ -127,7 +131,7 @@ class SshExecutor:
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
         host, port, run_dir = str(handle["host"]), int(handle["port"]), str(handle["dir"])
-        since = Since(sub.status_dir, _UNREACHABLE_SINCE)
+        since = Since(run_state_dir(sub, "ssh"), _UNREACHABLE_SINCE)
         try:
             with self._connection(host, port, user=handle.get("user")) as conn:
                 status = parse_status(self._run(conn, status_script(run_dir)))
@@ -160,8 +164,8 @@ class SshExecutor:
         try:
             host = self._host(sub)
             with self._connection(host, self.port) as conn:
-                base = self._base_dir(conn)
-                run_dir = f"{base}/{sub.run_id}"
+                base = self._base_dir(conn, self._workdir(sub))
+                run_dir = f"{base}/{safe_name(sub.run_id)}"
                 status = parse_status(self._run(conn, status_script(run_dir)))
         except (Unreachable, Refused, SubmitRefused):
             return None
@@ -179,7 +183,9 @@ class SshExecutor:
     # -- helpers
 
     def _host(self, sub: Submission) -> str:
-        host = self.config.get("host")
+        # sub.config is this executor's configuration with placeholders substituted (and a
+        # job's own `host:`); the constructor's is the raw talon.yaml entry
+        host = sub.config.get("host") or self.config.get("host")
         if not host and sub.resources:
             host = sub.resources[0].get("address")
         if not host:
@@ -193,9 +199,13 @@ class SshExecutor:
         port = self.port if port is None else port
         return f"{self.user}@{host}" + ("" if port == 22 else f":{port}")
 
-    def _base_dir(self, conn: Any) -> str:
+    def _workdir(self, sub: Submission) -> str | None:
+        workdir = sub.config.get("workdir") or self.config.get("workdir")
+        return str(workdir) if workdir else None
+
+    def _base_dir(self, conn: Any, workdir: str | None) -> str:
         """The absolute directory holding the run directories on the host."""
-        base = f"{self.workdir or '~'}/.talon/runs"
+        base = f"{workdir or '~'}/.talon/runs"
         # only a leading ~ is expanded (by the remote shell, as $HOME); the rest is literal
         quoted = '"$HOME"/' + shlex.quote(base[2:]) if base.startswith("~/") else shlex.quote(base)
         out = self._run(conn, f"mkdir -p {quoted} && cd {quoted} && pwd -P").strip()

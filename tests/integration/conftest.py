@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,15 +167,18 @@ class Runs:
         run_id: str | None = None,
     ) -> Submission:
         self.counter += 1
-        rid = run_id or f"it-{os.getpid()}-{int(time.time() * 1000) % 10**8}-{self.counter}"
-        base = self.root / rid
+        # ids shaped like the scheduler's (`job@stamp`), unique across test sessions
+        stamp = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.{uuid.uuid4().hex[:8]}"
+        rid = run_id or f"integration@{stamp}"
         return Submission(
             run_id=rid,
             job="integration",
             command=command,
             env={"TALON_RUN_ID": rid, "TALON_JOB": "integration"} | (env or {}),
-            log_path=base / "logs" / "run.log",  # the log directory does not exist yet
-            status_dir=base / "status",
+            # the log directory does not exist yet; the status directory is shared by all runs,
+            # as the scheduler's state/.talon/proc is
+            log_path=self.root / "logs" / f"{self.counter}" / "run.log",
+            status_dir=self.root / "proc",
             workdir=workdir,
             timeout_s=timeout_s,
             config=config or {},

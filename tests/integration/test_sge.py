@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from talon.executors.base import Finished, Lost, Running
-from talon.executors.remote import EXIT_NOT_STARTED
+from talon.executors.remote import EXIT_NOT_STARTED, job_name
 from talon.executors.sge import SgeExecutor
 from talon.markers import format_marker, parse_markers
 
@@ -41,7 +42,7 @@ def test_success_failure_output_and_markers(runs: Runs, tmp_path: Path) -> None:
     )
     bad = runs.sub("echo failing; exit 7")
     handles = [ex.submit(ok), ex.submit(bad)]  # both queued at once
-    assert handles[0]["name"] == f"talon-{ok.run_id}"
+    assert handles[0]["name"] == job_name(ok.run_id)
     assert runs.settle(ex, handles[0], ok) == Finished(0, detail="succeeded")
     assert runs.settle(ex, handles[1], bad) == Finished(7, detail="exit status 7")
     log = ok.log_path.read_text()
@@ -103,12 +104,17 @@ def test_error_state_fails_the_run_and_deletes_the_job(runs: Runs, tmp_path: Pat
 def test_adopt_after_a_pass_died_right_after_submit(runs: Runs) -> None:
     ex = SgeExecutor(CONFIG)
     sub = runs.sub("sleep 2; exit 3")
+    # the same run seen by a pass that lost the local status directory too: only the
+    # cluster can answer, by job name
+    elsewhere = replace(sub, status_dir=runs.root / "other-proc")
     assert ex.adopt(sub) is None
     job_id = ex.submit(sub)["job_id"]  # the pass dies here: the handle is never recorded
-    adopted = ex.adopt(sub)  # the next pass looks before it submits
-    assert adopted == {"job_id": job_id, "name": f"talon-{sub.run_id}"}
-    assert runs.settle(ex, adopted, sub) == Finished(3, detail="exit status 3")
-    assert ex.adopt(sub) == adopted  # still found once it has left qstat (via qacct)
+    expected = {"job_id": job_id, "name": job_name(sub.run_id)}
+    assert ex.adopt(sub) == expected  # the next pass looks before it submits: recorded id
+    assert ex.adopt(elsewhere) == expected  # by name, from qstat
+    assert runs.settle(ex, expected, sub) == Finished(3, detail="exit status 3")
+    # still found by name after it ended (qacct)
+    runs.wait_for("the ended job by name", lambda: ex.adopt(elsewhere) == expected, timeout=15)
 
 
 def test_missing_job_waits_for_accounting_then_is_lost(runs: Runs) -> None:
@@ -116,7 +122,7 @@ def test_missing_job_waits_for_accounting_then_is_lost(runs: Runs) -> None:
     until the grace period has passed."""
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     sub = runs.sub("true")
-    handle = {"job_id": "987654", "name": f"talon-{sub.run_id}"}
+    handle = {"job_id": "987654", "name": job_name(sub.run_id)}
     status = SgeExecutor(CONFIG | {"accounting_grace": 60}, now=lambda: now).poll(handle, sub)
     assert isinstance(status, Running)
     assert "waiting for accounting" in status.detail

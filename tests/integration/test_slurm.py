@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from talon.executors.base import Finished, Lost, Running
+from talon.executors.remote import job_name
 from talon.executors.slurm import SlurmExecutor
 from talon.markers import format_marker, parse_markers
 
@@ -42,7 +44,7 @@ def test_success_failure_output_and_markers(runs: Runs, tmp_path: Path) -> None:
     )
     bad = runs.sub("echo failing; exit 7")
     handles = [ex.submit(ok), ex.submit(bad)]  # both queued at once
-    assert handles[0]["name"] == f"talon-{ok.run_id}"
+    assert handles[0]["name"] == job_name(ok.run_id)
     assert runs.settle(ex, handles[0], ok) == Finished(0, detail="succeeded")
     assert runs.settle(ex, handles[1], bad) == Finished(7, detail="exit status 7")
     log = ok.log_path.read_text()
@@ -96,18 +98,23 @@ def test_cancel_timeout_and_scancel_behind_our_back(runs: Runs) -> None:
 def test_adopt_after_a_pass_died_right_after_submit(runs: Runs) -> None:
     ex = SlurmExecutor(CONFIG)
     sub = runs.sub("sleep 1; exit 3")
+    # the same run seen by a pass that lost the local status directory too: only the
+    # cluster can answer, by job name
+    elsewhere = replace(sub, status_dir=runs.root / "other-proc")
     assert ex.adopt(sub) is None
     job_id = ex.submit(sub)["job_id"]  # the pass dies here: the handle is never recorded
-    adopted = ex.adopt(sub)  # the next pass looks before it submits
-    assert adopted == {"job_id": job_id, "name": f"talon-{sub.run_id}"}
-    assert runs.settle(ex, adopted, sub) == Finished(3, detail="exit status 3")
-    assert ex.adopt(sub) == adopted  # still found after it ended
+    expected = {"job_id": job_id, "name": job_name(sub.run_id)}
+    assert ex.adopt(sub) == expected  # the next pass looks before it submits: recorded id
+    assert ex.adopt(elsewhere) == expected  # by name, from squeue
+    assert runs.settle(ex, expected, sub) == Finished(3, detail="exit status 3")
+    # still found by name after it ended (squeue -t all)
+    runs.wait_for("the ended job by name", lambda: ex.adopt(elsewhere) == expected, timeout=15)
 
 
 def test_unknown_job_waits_then_is_lost(runs: Runs) -> None:
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     sub = runs.sub("true")
-    handle = {"job_id": "987654", "name": f"talon-{sub.run_id}"}
+    handle = {"job_id": "987654", "name": job_name(sub.run_id)}
     status = SlurmExecutor(CONFIG, now=lambda: now).poll(handle, sub)
     assert isinstance(status, Running)
     assert "waiting" in status.detail

@@ -69,6 +69,22 @@ def test_success_output_env_and_markers(ssh_infra: SshInfra, runs: Runs) -> None
     ]
 
 
+def test_working_directory(ssh_infra: SshInfra, runs: Runs) -> None:
+    """The command runs in the configured remote workdir (a leading ~ is the remote home), or in
+    the login directory; the submission's local workdir (the repository) is not used there."""
+    local_repo = Path("/nonexistent/local/repo")
+    plain = SshExecutor(ssh_infra.config())
+    configured = SshExecutor(ssh_infra.config(workdir="~/work dir"))
+    a = runs.sub("pwd", workdir=local_repo)
+    b = runs.sub("pwd", workdir=local_repo)
+    ha, hb = plain.submit(a), configured.submit(b)
+    assert runs.settle(plain, ha, a) == Finished(0, detail="succeeded")
+    assert runs.settle(configured, hb, b) == Finished(0, detail="succeeded")
+    assert _log(a.log_path).strip() == "/home/talon-test"
+    assert _log(b.log_path).strip() == "/home/talon-test/work dir"
+    assert hb["dir"].startswith("/home/talon-test/work dir/.talon/runs/integration_")
+
+
 def test_failure_exit_code(ssh_infra: SshInfra, runs: Runs) -> None:
     ex = SshExecutor(ssh_infra.config())
     sub = runs.sub("echo failing; exit 7")
