@@ -319,11 +319,26 @@ class Pass:
                 )
             status = self._simulated(run, handle) if self.dry_run else ex.poll(handle, sub)
             timeout = job.timeout_s if job else None
+            if isinstance(status, Running) and status.unreachable_since is not None:
+                lease = _lease_s(sub.config, timeout)
+                gone = (self.now - status.unreachable_since).total_seconds()
+                if gone > lease:
+                    from talon.durations import format_duration
+
+                    lease_text = format_duration(lease)
+                    status = Lost(
+                        f"{status.detail}; no contact for longer than the lease ({lease_text})"
+                    )
             if isinstance(status, Running) and timeout is not None:
                 settled = settle(run, status, self.now, timeout)
                 if settled is not None:
                     if not self.dry_run:
-                        ex.cancel(handle, sub)
+                        try:
+                            ex.cancel(handle, sub)
+                        except Exception as exc:  # unreachable host: still settle the run
+                            self.problems.append(
+                                f"{run.id}: could not stop it after its timeout: {exc}"
+                            )
                     self._apply_end(run, settled, sub)
                 continue
             if not isinstance(status, Running):
@@ -731,6 +746,22 @@ class Pass:
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+DEFAULT_LEASE_S = 3600.0
+
+
+def _lease_s(config: Mapping[str, Any], timeout_s: float | None) -> float:
+    """How long a run may be out of contact before it is lost: the executor's `lease`, else the
+    job's timeout, else an hour."""
+    from talon.durations import parse_duration
+
+    if config.get("lease") is not None:
+        try:
+            return parse_duration(config["lease"])
+        except ValueError:
+            pass
+    return timeout_s if timeout_s is not None else DEFAULT_LEASE_S
 
 
 def _with_handle(handle: Handle) -> Callable[[Run], Run | None]:

@@ -47,6 +47,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         found = p.submission_for(new)
         if found is not None:
             sub, ex = found
-            ex.cancel(old.executor["handle"], sub)
+            try:
+                ex.cancel(old.executor["handle"], sub)
+            except Exception as exc:
+                print(
+                    f"talon cancel: {new.id} is skipped, but stopping it failed: {exc}",
+                    file=sys.stderr,
+                )
     print(f"{new.id}: skipped (cancelled by user)")
     return EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,9 +39,11 @@ class Submission:
 
 @dataclass(frozen=True)
 class Running:
-    """The run is alive (queued or executing)."""
+    """The run is alive (queued or executing), or cannot be reached since `unreachable_since`:
+    the caller then decides, with the executor's lease, when that becomes a loss."""
 
     detail: str = ""
+    unreachable_since: datetime | None = None
 
 
 @dataclass(frozen=True)

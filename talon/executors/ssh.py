@@ -138,9 +138,12 @@ class SshExecutor:
                 if status.exists:
                     self._sync_log(conn, f"{run_dir}/out", status.out_size, sub.log_path)
         except (Unreachable, Refused) as e:
-            first = since.mark(self._now()).isoformat(timespec="seconds")
+            first_at = since.mark(self._now())
+            first = first_at.isoformat(timespec="seconds")
             what = "unreachable" if isinstance(e, Unreachable) else "refusing us"
-            return Running(detail=f"host {host} {what} since {first}: {e}")
+            return Running(
+                detail=f"host {host} {what} since {first}: {e}", unreachable_since=first_at
+            )
         since.clear()
         return _settle(status, f"{self._where(host, port)}:{run_dir}")
 
