@@ -138,9 +138,8 @@ class Pass:
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
-            self.book.checked = {
-                k: v for k, v in self.book.checked.items() if k in self._open_ids()
-            }
+            open_ids = self._open_ids()
+            self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
             crash_point("pass.before_book")
             bookkeeping.save(self.store, self.book)
         return self.decisions
@@ -583,6 +582,8 @@ class Pass:
             ] == [(c["constraint"], c["verdict"], c["reason"]) for c in recorded]
             if state is current.state and same_checks and reason == current.reason:
                 return None
+            if state is State.READY is current.state and same_checks:
+                return None  # still ready; keep what it is waiting for (executor, resources)
             if state is current.state and reason == current.reason:
                 return replace(current, checks=tuple(recorded))
             extra: dict[str, Any] = {"checks": tuple(recorded)}

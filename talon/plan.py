@@ -22,6 +22,7 @@ from talon.triggers import Fire, fires_between, is_timed, next_fire
 # A fire is "on time" (not missed) when the pass sees it within this long: a reconcile run
 # from cron every minute, or a little late under load, must not lose it under catchup: none.
 ON_TIME_GRACE = timedelta(minutes=5)
+_STAMP_LEN = len("20261127T063000Z")
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,18 @@ def run_after_upstream(
 ) -> Run:
     """The run an `{after: X}` trigger creates when a run of X succeeds.
 
-    Its id carries the upstream run's own (`b@<stamp of a's run>.after.a`), so each upstream
-    run triggers exactly one dependant, however many run in the same second.
+    Its id names the upstream run (`b@<stamp of a's run>.after.a`), so each upstream run
+    triggers exactly one dependant, however many run in the same second. An upstream id with
+    more than a stamp (a retry, another dependant) is shortened to a digest, so ids do not grow
+    along a chain.
     """
     up_start = datetime.fromisoformat(upstream.period["start"])
     stamp = upstream.id.split("@", 1)[1]
+    if len(stamp) > _STAMP_LEN:
+        import hashlib
+
+        digest = hashlib.sha256(upstream.id.encode()).hexdigest()[:8]
+        stamp = f"{stamp[:_STAMP_LEN]}.{digest}"
     return new_run(
         job,
         run_id=f"{job.name}@{stamp}.after.{upstream.job}",

@@ -284,3 +284,22 @@ def test_plan_simulates_a_day_and_writes_nothing(tmp_path: Path, talon: Talon) -
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before, "plan wrote files"
     now_only = talon("-C", str(root), "plan", "--now", "2026-11-27T00:00:00Z")
     assert now_only.lines == ["nothing to do"]
+
+
+def test_waiting_runs_are_not_rewritten_every_pass(tmp_path: Path, talon: Talon) -> None:
+    """A ready run waiting for its executor keeps its file as it is: no churn in git diff."""
+    config = "timezone: UTC\nexecutors:\n  local: {type: local, max_parallel: 1}\n"
+    jobs = "jobs:\n" + "".join(
+        f"  j{i}:\n    command: 'sleep 2'\n    trigger: external\n" for i in range(3)
+    )
+    root = write_repo(tmp_path, {"talon.yaml": config, "schedule/a.yaml": jobs})
+    for i in range(3):
+        talon("-C", str(root), "trigger", f"j{i}")
+    talon("-C", str(root), "reconcile")
+    waiting = {p: p.read_text() for p in run_files(root) if load(p)["state"] == "ready"}
+    assert len(waiting) == 2
+    for _ in range(3):
+        again = talon("-C", str(root), "reconcile")
+        assert not any(line.startswith("wait") for line in again.lines), again.out
+    assert {p: p.read_text() for p in waiting} == waiting
+    talon("-C", str(root), "reconcile", "--wait")

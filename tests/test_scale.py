@@ -136,11 +136,6 @@ def test_a_no_op_pass_reads_no_history(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="since e0975b3 a dependant's id embeds its upstream's whole id, so ids grow with the "
-    "chain's depth and a status file name passes 255 bytes at link 14 (ENAMETOOLONG)",
-    strict=True,
-)
 def test_a_deep_chain_of_after_triggers_runs_to_its_end(tmp_path: Path) -> None:
     """Each link's run id stays as short as the first one's: ids (and the status files named
     after them) must not grow with the depth of the chain."""
