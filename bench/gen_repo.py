@@ -150,7 +150,9 @@ def history_record(job: str, day: date, *, job_hash: str = "0123456789abcdef") -
 
 def history_text(job: str, day: date) -> str:
     """The file text, exactly as `talon.runs.dumps` writes it."""
-    return json.dumps(history_record(job, day), indent=2, ensure_ascii=False) + "\n"
+    from talon.runs import Run, dumps
+
+    return dumps(Run.from_json(history_record(job, day)))
 
 
 def write_history(state: Path, jobs: Iterable[str], days: Sequence[date]) -> int:

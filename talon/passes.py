@@ -181,6 +181,39 @@ class Pass:
 
     # --- writing (or, in a dry run, remembering) ---------------------------------------------
 
+    def create_checked(self, run: Run, action: str, detail: str) -> Run | None:
+        """Create a new run already in the state its constraints give it (one write, not two),
+        and say so; None when another pass created it first."""
+        assert self.view is not None
+        job = self.spec.jobs[run.job]
+        plugins = self.plugins() if job.constraints.plugins else {}
+        checks = evaluate(run, job, self.spec, self.view, self.now, plugins)
+        state, reason = combine(checks)
+        first = replace(
+            run,
+            state=state,
+            reason=reason,
+            checks=tuple(c.as_json(self.now) for c in checks),
+            finished=iso(self.now) if state.terminal else None,
+            history=({"at": iso(self.now), "state": state.value, "reason": reason},),
+        )
+        if not self.create(first):
+            return None
+        if not self.dry_run:
+            self.book.checked[first.id] = self.now.timestamp()
+        self.decide(action, first, detail)
+        self._decide_state(first)
+        return first
+
+    def _decide_state(self, run: Run) -> None:
+        action = {
+            State.READY: "ready",
+            State.BLOCKED: "block",
+            State.SKIPPED: "skip",
+            State.FAILED: "fail",
+        }.get(run.state, run.state.value)
+        self.decide(action, run, run.reason or "")
+
     def create(self, run: Run) -> bool:
         assert self.view is not None
         rel = self._rel(run)
@@ -461,23 +494,27 @@ class Pass:
         for job in self.spec.jobs.values():
             if any(isinstance(t, AfterTrigger) and t.job == upstream.job for t in job.triggers):
                 run = run_after_upstream(job, upstream, self.now, self.revision())
-                if self.create(run):
-                    self.decide("create", run, f"{upstream.job} succeeded ({upstream.id})")
+                self.create_checked(run, "create", f"{upstream.job} succeeded ({upstream.id})")
 
     def _retry(self, job: Job, failed: Run) -> None:
         assert self.view is not None
         existing = self.view.runs_in(failed.period_key, job.name)
         run = next_attempt(job, failed, self.now, existing, "retry-auto")
-        if self.create(run):
-            self.decide(
-                "retry", run, f"attempt {run.attempt} of {job.retries + 1} after {failed.id} failed"
-            )
+        detail = f"attempt {run.attempt} of {job.retries + 1} after {failed.id} failed"
+        self.create_checked(run, "retry", detail)
 
     # --- 2. fire -----------------------------------------------------------------------------
 
     def fire(self) -> None:
         latest: datetime | None = None
+        now_ts = self.now.timestamp()
         for name, job in self.spec.jobs.items():
+            raw = self.book.cursors.get(name)
+            if raw is not None and raw.get("hash") == job.hash:
+                # The common case, checked on raw numbers: most jobs are not due.
+                due, at = raw.get("next_due"), raw.get("at")
+                if (due is None or due > now_ts) and isinstance(at, float | int) and at <= now_ts:
+                    continue
             cursor = self.book.cursor(name)
             if cursor is None:
                 cursor = first_cursor(job, self.now)
@@ -494,13 +531,8 @@ class Pass:
                 late = self.now - fire.at
                 kind = "catchup" if late.total_seconds() > 300 else _trigger_kind(job)
                 run = run_for_fire(job, fire, self.now, kind, self.revision())
-                if self.create(run):
-                    self.decide(
-                        "create",
-                        run,
-                        f"{kind} trigger at {iso(fire.at)}"
-                        + (f" ({fire.note})" if fire.note else ""),
-                    )
+                note = f" ({fire.note})" if fire.note else ""
+                self.create_checked(run, "create", f"{kind} trigger at {iso(fire.at)}{note}")
             if dropped:
                 self.decisions.append(
                     Decision(

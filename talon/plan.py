@@ -54,6 +54,7 @@ class Cursor:
         return {
             "hash": self.hash,
             "cursor": iso(self.cursor),
+            "at": self.cursor.timestamp(),
             "next_due": self.next_due.timestamp() if self.next_due else None,
         }
 

@@ -217,5 +217,18 @@ def _check_types(data: Mapping[str, Any]) -> None:
 
 
 def dumps(run: Run) -> str:
-    """The file text: indented, stable key order, trailing newline."""
-    return json.dumps(run.to_json(), indent=2, ensure_ascii=False) + "\n"
+    """The file text: one top-level field a line in a stable order, each list item on a line
+    of its own, objects kept on one line; UTF-8, trailing newline.
+
+    Built from json.dumps of each value rather than json.dumps(indent=...), which falls back
+    to the pure-Python encoder and costs more than the fsync on the hot path.
+    """
+    lines = []
+    for key, value in run.to_json().items():
+        name = json.dumps(key)
+        if isinstance(value, list) and value:
+            items = ",\n".join(f"    {json.dumps(v, ensure_ascii=False)}" for v in value)
+            lines.append(f"  {name}: [\n{items}\n  ]")
+        else:
+            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"

@@ -58,7 +58,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+def write_atomic(path: Path, text: str, *, durable: bool = True, durable_dir: bool = True) -> None:
     """Replace `path` with `text` whole: temp file, fsync, rename, fsync of the directory."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
@@ -69,7 +69,7 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if durable:
+    if durable and durable_dir:
         _fsync_dir(path.parent)
 
 
@@ -108,6 +108,46 @@ def job_of_run_id(run_id: str) -> str:
     return run_id.split("@", 1)[0]
 
 
+class _FlockLock:
+    """A kernel lock on a file kept open for the life of the store: one open per job per
+    process, not one per write. The kernel drops it when the process dies, so a lock file left
+    behind is harmless."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.depth = 0
+
+    def acquire(self, timeout: float) -> None:
+        import fcntl
+        import time
+
+        if self.depth:
+            self.depth += 1
+            return
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.path}: still locked after {timeout:.0f}s") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        self.depth = 1
+
+    def release(self) -> None:
+        import fcntl
+
+        self.depth -= 1
+        if self.depth == 0 and self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
 @dataclass
 class FileStore:
     """State under `root` (the repository's `state/` directory)."""
@@ -115,6 +155,9 @@ class FileStore:
     root: Path
     lock_mode: str = "flock"
     _locks: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Parsed runs by path, valid while the file's (mtime, size, inode) is unchanged: every write
+    # renames a new inode into place, so a changed file never matches.
+    _cache: dict[Path, tuple[tuple[int, int, int], Run]] = field(default_factory=dict, repr=False)
 
     @property
     def book(self) -> Path:
@@ -142,13 +185,13 @@ class FileStore:
     def _lock(self, name: str) -> Any:
         lock = self._locks.get(name)
         if lock is None:
-            import filelock
-
             path = self.book / "locks" / f"{name}.lock"
             if self.lock_mode == "lockfile":
+                import filelock
+
                 lock = filelock.SoftFileLock(str(path), timeout=60, is_singleton=False)
             else:
-                lock = filelock.FileLock(str(path), timeout=60, mode=FILE_MODE, is_singleton=False)
+                lock = _FlockLock(path)
             self._locks[name] = lock
         return lock
 
@@ -170,8 +213,14 @@ class FileStore:
 
     def read(self, path: Path) -> Run:
         """One run; a damaged file is moved aside and raised as CorruptRun."""
+        st = os.stat(path)
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = self._cache.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
         try:
-            text = path.read_text("utf-8")
+            with open(path, "rb") as fh:
+                text = fh.read().decode("utf-8")
         except FileNotFoundError:
             raise
         except (OSError, UnicodeDecodeError) as exc:
@@ -180,10 +229,12 @@ class FileStore:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise TypeError("top level is not an object")
-            return Run.from_json(data)
+            run = Run.from_json(data)
         except (ValueError, KeyError, TypeError) as exc:
             why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
             raise self._quarantine(path, why) from None
+        self._cache[path] = (key, run)
+        return run
 
     def _quarantine(self, path: Path, why: str) -> CorruptRun:
         from datetime import UTC
@@ -266,16 +317,22 @@ class FileStore:
         directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         return create_exclusive(self.path_of(run), dumps(run))
 
-    def update(self, path: Path, change: Callable[[Run], Run | None]) -> Run:
+    def update(
+        self, path: Path, change: Callable[[Run], Run | None], *, durable: bool = True
+    ) -> Run:
         """Read, change and write one run under its job's lock. `change` returning None writes
-        nothing. The file is re-read inside the lock, so concurrent writers are never lost."""
+        nothing. The file is re-read inside the lock, so concurrent writers are never lost.
+
+        `durable=False` skips the directory fsync: a power cut may then roll the change back to
+        the previous whole file (never a torn one). For changes a later pass re-derives anyway.
+        """
         job = path.parent.name
         with self.locked(job):
             current = self.read(path)
             new = change(current)
             if new is None or new == current:
                 return current
-            write_atomic(path, dumps(new))
+            write_atomic(path, dumps(new), durable_dir=durable)
             return new
 
     # --- bookkeeping -------------------------------------------------------------------------

@@ -275,9 +275,11 @@ def test_plan_simulates_a_day_and_writes_nothing(tmp_path: Path, talon: Talon) -
         "2026-11-27T06:00:00+00:00  create   a@20261127T060000Z: cron trigger at 2026-11-27T06:00:00+00:00",
         "2026-11-27T06:00:00+00:00  ready    a@20261127T060000Z",
         "2026-11-27T06:00:00+00:00  dispatch a@20261127T060000Z: on local",
+        # Dependants are created before their upstream is marked, so a crash between the two
+        # cannot lose them.
         "2026-11-27T06:10:00+00:00  create   b@20261127T060000Z.after.a: a succeeded (a@20261127T060000Z)",
-        "2026-11-27T06:10:00+00:00  succeed  a@20261127T060000Z",
         "2026-11-27T06:10:00+00:00  ready    b@20261127T060000Z.after.a",
+        "2026-11-27T06:10:00+00:00  succeed  a@20261127T060000Z",
         "2026-11-27T06:10:00+00:00  dispatch b@20261127T060000Z.after.a: on local",
         "2026-11-27T06:15:00+00:00  succeed  b@20261127T060000Z.after.a",
     ]

@@ -170,4 +170,4 @@ def test_real_pass_creates_exactly_once(tmp_path: Path) -> None:
     assert run.state is State.BLOCKED
     assert run.reason == "waiting for upstream to succeed in 2026-11-27"
     assert [c["verdict"] for c in run.checks] == ["block"]
-    assert [h["state"] for h in run.history] == ["blocked", "blocked"]
+    assert [h["state"] for h in run.history] == ["blocked"], "born checked: one write, one entry"
