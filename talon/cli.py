@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from talon import __version__
 
@@ -38,7 +39,7 @@ def parse_now(text: str | None) -> datetime:
 
 
 def find_repo(directory: str | None, environ: os._Environ[str] | dict[str, str]) -> Path:
-    from talon.spec import find_root
+    from talon.discover import find_root
 
     if directory is not None:
         start = Path(directory)
@@ -63,14 +64,53 @@ def _add_common(p: argparse.ArgumentParser, *, json: bool = True, now: bool = Tr
         p.add_argument("--now", metavar="ISO-8601", help="the clock for this call")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Skip:
+    """Stands in for the parsers of commands not being run: building all of them costs more
+    than the rest of a no-op `talon reconcile`."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *_a, **_k: self
+
+
+_SKIP: Any = _Skip()
+COMMANDS = (
+    "init",
+    "validate",
+    "reconcile",
+    "plan",
+    "watch",
+    "status",
+    "show",
+    "log",
+    "explain",
+    "next",
+    "trigger",
+    "cancel",
+    "retry",
+    "backfill",
+    "progress",
+    "artifact",
+    "resources",
+    "fsck",
+)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (`only`) the top level plus that one command's parser."""
     parser = argparse.ArgumentParser(
         prog="talon",
         description="Talon runs periodic batch jobs declared in a git-tracked directory.",
     )
     parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
     parser.add_argument("--version", action="version", version=f"talon {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    class _Sub:
+        @staticmethod
+        def add_parser(name: str, **kw: Any) -> Any:
+            return subparsers.add_parser(name, **kw) if only in (None, name) else _SKIP
+
+    sub = _Sub()
 
     p = sub.add_parser("init", help="create a new repository with a commented example job")
     p.add_argument("dir", nargs="?", default=".")
@@ -156,8 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in argv (skipping -C DIR), if it is one we know."""
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        if args[i] == "-C":
+            i += 2
+            continue
+        if args[i].startswith("-"):
+            return None
+        return args[i] if args[i] in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     command = str(args.command)
     module = importlib.import_module(f"talon.commands.{command}")

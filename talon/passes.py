@@ -142,7 +142,21 @@ class Pass:
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
             crash_point("pass.before_book")
             bookkeeping.save(self.store, self.book)
+            self._record_quiet()
         return self.decisions
+
+    def _record_quiet(self) -> None:
+        from talon.quiet import record
+
+        dues = [c.get("next_due") for c in self.book.cursors.values()]
+        due = min((d for d in dues if isinstance(d, float | int)), default=None)
+        record(
+            self.spec.config.root,
+            self.store.root,
+            any_open=bool(self.book.open),
+            next_due=due,
+            at=self.now.timestamp(),
+        )
 
     def _open_paths(self) -> dict[str, Run]:
         assert self.view is not None
@@ -231,14 +245,14 @@ class Pass:
         self.changed_jobs.add(run.job)
         return True
 
-    def write(self, run: Run, change: Callable[[Run], Run | None]) -> Run:
+    def write(self, run: Run, change: Callable[[Run], Run | None], *, durable: bool = True) -> Run:
         """Apply `change` to the current file (re-read under the job's lock)."""
         assert self.view is not None
         if self.dry_run:
             new = change(self.view.overlay.get(self._rel(run), run)) or run
         else:
             try:
-                new = self.store.update(self.store.path_of(run), change)
+                new = self.store.update(self.store.path_of(run), change, durable=durable)
             except CorruptRun as exc:
                 self.problems.append(str(exc))
                 return run
@@ -770,7 +784,8 @@ class Pass:
             self.decide("fail", marked, broken)
             return False
         crash_point("dispatch.after_submit")
-        self.write(marked, _with_handle(handle))
+        # Not made durable: if a power cut rolls it back, the next pass adopts the run.
+        self.write(marked, _with_handle(handle), durable=False)
         self.decide("dispatch", marked, _dispatch_detail(job, grants))
         return True
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from talon import schema
+from talon.discover import CONFIG_FILE, yaml_files
 from talon.durations import parse_duration
 from talon.model import (
     DEFAULT_MAX_CATCHUP,
@@ -43,7 +44,6 @@ from talon.resources import candidates, leaves_of
 from talon.triggers import AfterTrigger, DstPolicy, Trigger, TriggerSyntaxError, parse_trigger
 from talon.yamlfile import KeyPath, Loaded, YamlError, load_file
 
-CONFIG_FILE = "talon.yaml"
 BUILTIN_CONSTRAINTS = frozenset(
     {"start_by", "after", "once_per_period", "max_running", "max_blocked"}
 )
@@ -53,15 +53,6 @@ BUILTIN_EXECUTORS: dict[str, dict[str, Any]] = {
 }
 _NAME_RE = re.compile(JOB_NAME_PATTERN)
 _CRON_FIELD = re.compile(r"^[0-9*?,/\-]+$")
-
-
-def find_root(start: Path) -> Path | None:
-    """The first directory at or above `start` holding talon.yaml."""
-    start = start.resolve()
-    for d in (start, *start.parents):
-        if (d / CONFIG_FILE).is_file():
-            return d
-    return None
 
 
 @dataclass
@@ -101,19 +92,6 @@ class _Loader:
         self.problems.extend(found)
         f = _File(rel, loaded)
         return None if found and not isinstance(loaded.data, dict) else f
-
-
-def yaml_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    found = [
-        p
-        for p in directory.rglob("*")
-        if p.suffix in (".yaml", ".yml")
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
-    ]
-    return sorted(found)
 
 
 def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:

@@ -12,24 +12,13 @@ import os
 import pickle
 from pathlib import Path
 
+from talon.discover import fingerprint
 from talon.model import Spec
 from talon.problems import Problem
-from talon.spec import CONFIG_FILE, load_spec, yaml_files
+from talon.spec import load_spec
 
 CACHE_NAME = "spec.cache"
 CACHE_VERSION = 1
-
-
-def _fingerprint(root: Path) -> list[tuple[str, int, int, int]]:
-    paths = [root / CONFIG_FILE, *yaml_files(root / "schedule"), *yaml_files(root / "resources")]
-    out = []
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        out.append((str(p), st.st_size, st.st_mtime_ns, st.st_ino))
-    return out
 
 
 def _state_dir(root: Path) -> Path:
@@ -38,14 +27,14 @@ def _state_dir(root: Path) -> Path:
 
 
 def load_spec_cached(root: Path, *, write: bool = True) -> tuple[Spec | None, list[Problem]]:
-    fingerprint = _fingerprint(root)
+    key_now = fingerprint(root)
     cache = _state_dir(root) / CACHE_NAME
     try:
         with open(cache, "rb") as fh:
             version, key, spec = pickle.load(fh)  # noqa: S301 - our own file, under state/.talon
         if (
             version == CACHE_VERSION
-            and key == fingerprint
+            and key == key_now
             and isinstance(spec, Spec)
             and spec.config.root == root
         ):
@@ -66,9 +55,7 @@ def load_spec_cached(root: Path, *, write: bool = True) -> tuple[Spec | None, li
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_name(f".{CACHE_NAME}.{os.getpid()}")
             with open(tmp, "wb") as fh:
-                pickle.dump(
-                    (CACHE_VERSION, fingerprint, spec), fh, protocol=pickle.HIGHEST_PROTOCOL
-                )
+                pickle.dump((CACHE_VERSION, key_now, spec), fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, cache)
         except OSError:
             pass

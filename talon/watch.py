@@ -65,8 +65,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from talon.bookkeeping import JOURNAL
+from talon.discover import CONFIG_FILE
 from talon.runs import OPEN_STATES, Run, State, dumps
-from talon.spec import CONFIG_FILE
 from talon.store import BOOK_DIR, RUN_SUFFIX, FileStore
 
 if TYPE_CHECKING:
@@ -367,17 +367,9 @@ def _holder(fd: int) -> str:
 
 def config_fingerprint(root: Path) -> tuple[tuple[str, int, int, int], ...]:
     """Path, size, mtime and inode of every configuration file: any edit changes it."""
-    from talon.spec import yaml_files
+    from talon.discover import fingerprint
 
-    paths = [root / CONFIG_FILE, *(p for d in CONFIG_DIRS for p in yaml_files(root / d))]
-    out = []
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        out.append((str(p), st.st_size, st.st_mtime_ns, st.st_ino))
-    return tuple(out)
+    return tuple(fingerprint(root))
 
 
 # --- the loop --------------------------------------------------------------------------------

@@ -8,13 +8,15 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
-from talon.output import emit_json
-from talon.plan import Decision
-from talon.problems import ProblemsError
-from talon.repo import Repo, open_repo, report_problems
-from talon.runs import State
+from talon.cli import EXIT_FAILED, EXIT_OK, find_repo, parse_now
+
+if TYPE_CHECKING:
+    from talon.plan import Decision
+    from talon.repo import Repo
+
+# Imports of the pass itself wait until the no-op shortcut (talon/quiet.py) has said no.
 
 
 def one_pass(
@@ -22,6 +24,7 @@ def one_pass(
 ) -> tuple[list[Decision], list[str], bool]:
     """Run a pass; returns (decisions, problems, whether anything is still ready or running)."""
     from talon.passes import Pass
+    from talon.runs import State
 
     p = Pass(repo.spec, repo.store, now, environ=environ)
     decisions = p.run()
@@ -35,11 +38,23 @@ def one_pass(
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    from talon.quiet import is_quiet
+
+    fixed_now = parse_now(args.now) if args.now else None
+    if is_quiet(
+        find_repo(args.directory, dict(environ)), (fixed_now or parse_now(None)).timestamp()
+    ):
+        if args.json:
+            print("[]")
+        return EXIT_OK
+    from talon.output import emit_json
+    from talon.problems import ProblemsError
+    from talon.repo import open_repo, report_problems
+
     try:
         repo = open_repo(args.directory, environ)
     except ProblemsError as exc:
         return report_problems("reconcile", exc)
-    fixed_now = parse_now(args.now) if args.now else None
     started = time.monotonic()
     all_decisions: list[Decision] = []
     failed_any = False

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from talon.cli import EXIT_FAILED, EXIT_OK, find_repo
+from talon.discover import CONFIG_FILE, find_root
 from talon.output import emit_json
 from talon.problems import Problem
-from talon.spec import CONFIG_FILE, find_root, load_spec
+from talon.spec import load_spec
 
 
 def validate(root: Path) -> list[Problem]:
