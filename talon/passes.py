@@ -110,6 +110,8 @@ class Pass:
     _revision: dict[str, Any] | None = None
     _revision_read: bool = False
     changed_jobs: set[str] = field(default_factory=set)
+    # Runs born ready in this pass and not yet written (see create_checked).
+    pending: dict[str, Run] = field(default_factory=dict)
 
     # --- the pass ----------------------------------------------------------------------------
 
@@ -135,6 +137,7 @@ class Pass:
         self.fire()
         self.check()
         self.dispatch()
+        self._flush_pending()
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
@@ -195,9 +198,17 @@ class Pass:
 
     # --- writing (or, in a dry run, remembering) ---------------------------------------------
 
-    def create_checked(self, run: Run, action: str, detail: str) -> Run | None:
+    def create_checked(
+        self, run: Run, action: str, detail: str, *, deferrable: bool = False
+    ) -> Run | None:
         """Create a new run already in the state its constraints give it (one write, not two),
-        and say so; None when another pass created it first."""
+        and say so; None when another pass created it first.
+
+        `deferrable` (runs of timed triggers, which a later pass would fire again): a run born
+        ready is only written when this pass dispatches it — already running, with its intent —
+        or, if it must wait, at the end of the dispatch step. One durable write per run fewer;
+        a pass that dies first left no file and no cursor, so the next one fires it again.
+        """
         assert self.view is not None
         job = self.spec.jobs[run.job]
         plugins = self.plugins() if job.constraints.plugins else {}
@@ -211,7 +222,12 @@ class Pass:
             finished=iso(self.now) if state.terminal else None,
             history=({"at": iso(self.now), "state": state.value, "reason": reason},),
         )
-        if not self.create(first):
+        if deferrable and state is State.READY and not self.dry_run:
+            if self.store.path_of(first).exists():
+                return None
+            self.pending[first.id] = first
+            self.view.note(first)
+        elif not self.create(first):
             return None
         if not self.dry_run:
             self.book.checked[first.id] = self.now.timestamp()
@@ -248,8 +264,15 @@ class Pass:
     def write(self, run: Run, change: Callable[[Run], Run | None], *, durable: bool = True) -> Run:
         """Apply `change` to the current file (re-read under the job's lock)."""
         assert self.view is not None
-        if self.dry_run:
+        if run.id in self.pending:
+            new = change(self.pending[run.id]) or self.pending[run.id]
+            self.pending[run.id] = new
+        elif self.dry_run:
             new = change(self.view.overlay.get(self._rel(run), run)) or run
+        elif change(self.view.overlay.get(self._rel(run), run)) is None:
+            # Nothing to change as far as this pass knows: skip the lock and the read. A file
+            # changed behind our back is seen by the next pass.
+            new = run
         else:
             try:
                 new = self.store.update(self.store.path_of(run), change, durable=durable)
@@ -546,7 +569,9 @@ class Pass:
                 kind = "catchup" if late.total_seconds() > 300 else _trigger_kind(job)
                 run = run_for_fire(job, fire, self.now, kind, self.revision())
                 note = f" ({fire.note})" if fire.note else ""
-                self.create_checked(run, "create", f"{kind} trigger at {iso(fire.at)}{note}")
+                self.create_checked(
+                    run, "create", f"{kind} trigger at {iso(fire.at)}{note}", deferrable=True
+                )
             if dropped:
                 self.decisions.append(
                     Decision(
@@ -703,6 +728,14 @@ class Pass:
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
 
+    def _flush_pending(self) -> None:
+        """Write the runs born ready that are still waiting (executor, resources)."""
+        for run_id, run in list(self.pending.items()):
+            del self.pending[run_id]
+            if not self.create(run):
+                assert self.view is not None
+                self.view.open_by_job.get(run.job, {}).pop(run.id, None)
+
     def _wait(self, run: Run, reason: str) -> None:
         def change(current: Run) -> Run | None:
             if current.state is not State.READY or current.reason == reason:
@@ -741,6 +774,12 @@ class Pass:
         marked = self.write(run, mark)
         if marked.state is not State.RUNNING or marked.dispatch != intent:
             return False  # cancelled or taken meanwhile
+        if marked.id in self.pending:
+            del self.pending[marked.id]
+            if not self.create(marked):  # the intent, durably, with the run's first write
+                assert self.view is not None
+                self.view.open_by_job.get(marked.job, {}).pop(marked.id, None)
+                return False
         if self.dry_run:
             self.write(marked, _with_handle({"plan": True}))
             self.decide("dispatch", marked, _dispatch_detail(job, grants))
