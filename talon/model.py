@@ -148,6 +148,7 @@ class Config:
     plugins: Mapping[str, str]
     secrets: Mapping[str, SecretSource]
     default_executor: str
+    state_type: str = "files"  # which store implementation holds the runs (store.STORES)
 
 
 @dataclass(frozen=True)

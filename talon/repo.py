@@ -10,7 +10,7 @@ from pathlib import Path
 from talon.cli import UsageError, find_repo
 from talon.model import Job, Spec
 from talon.problems import ProblemsError
-from talon.store import FileStore
+from talon.store import FileStore, open_store
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def open_repo(directory: str | None, environ: Mapping[str, str], *, readonly: bo
     spec, problems = load_spec_cached(root, write=not readonly)
     if problems or spec is None:
         raise ProblemsError(problems)
-    return Repo(root, spec, FileStore(spec.config.state_path, spec.config.lock_mode))
+    return Repo(root, spec, open_store(spec.config))
 
 
 def report_problems(command: str, exc: ProblemsError) -> int:
@@ -63,4 +63,4 @@ def open_repo_store(directory: str | None, environ: Mapping[str, str]) -> FileSt
     spec, _ = load_spec_cached(root, write=False)
     if spec is None:
         return FileStore(root / "state")
-    return FileStore(spec.config.state_path, spec.config.lock_mode)
+    return open_store(spec.config)

@@ -216,6 +216,7 @@ def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
         timezone=str(tz),
         state_path=root / str(state.get("path", "state")),
         lock_mode=str(state.get("lock_mode", "flock")),
+        state_type=str(state.get("type", "files")),
         executors=executors,
         plugins=plugins,
         secrets=secrets,

@@ -27,9 +27,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from talon.runs import Run, dumps
+
+if TYPE_CHECKING:
+    from talon.model import Config
 
 BOOK_DIR = ".talon"
 RUN_SUFFIX = ".json"
@@ -94,6 +97,15 @@ def create_exclusive(path: Path, text: str) -> bool:
         os.unlink(tmp)
     _fsync_dir(path.parent)
     return True
+
+
+def open_store(config: Config) -> FileStore:
+    """The store `talon.yaml` selects (`state.type`). `files` is the one built; another
+    implementation would provide the same methods as FileStore and register here."""
+    factory = STORES.get(config.state_type)
+    if factory is None:
+        raise StoreError(f"unknown state type '{config.state_type}'; known: {', '.join(STORES)}")
+    return factory(config.state_path, config.lock_mode)
 
 
 def run_id_for(job: str, at: datetime, suffix: str = "") -> str:
@@ -348,3 +360,6 @@ class FileStore:
     def save_book(self, name: str, data: dict[str, Any]) -> None:
         self.book.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         write_atomic(self.book / name, json.dumps(data, separators=(",", ":")), durable=False)
+
+
+STORES: dict[str, Callable[[Path, str], FileStore]] = {"files": FileStore}

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from talon.bookkeeping import JOURNAL
 from talon.discover import CONFIG_FILE
 from talon.runs import OPEN_STATES, Run, State, dumps
-from talon.store import BOOK_DIR, RUN_SUFFIX, FileStore
+from talon.store import BOOK_DIR, RUN_SUFFIX, FileStore, open_store
 
 if TYPE_CHECKING:
     from talon.model import Job
@@ -549,9 +549,7 @@ class Watcher:
                 f"({len(self.repo.spec.jobs)} jobs)"
             )
             return
-        self.repo = Repo(
-            self.repo.root, spec, FileStore(spec.config.state_path, spec.config.lock_mode)
-        )
+        self.repo = Repo(self.repo.root, spec, open_store(spec.config))
         self.state_dir = str(self.repo.store.root.resolve())
         self.log(datetime.now(UTC), "reload", "", "", f"{len(spec.jobs)} jobs")
         if self.watches is not None:
