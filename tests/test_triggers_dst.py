@@ -1,4 +1,3 @@
-
 """The DST case table: exact instants for spring gaps and fall folds in six zones.
 
 Transitions used (checked against zoneinfo):
