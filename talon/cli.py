@@ -223,4 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except TimeoutError as exc:
+        # A lock held longer than we wait: another pass stuck, or (lockfile mode) a marker
+        # left by a killed process, which `talon fsck` lists.
+        print(f"talon {command}: gave up waiting for a lock: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from talon.store import StoreError
+
+        if isinstance(exc, StoreError):  # a damaged run file: named, moved aside, reported
+            print(f"talon {command}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
     return code
