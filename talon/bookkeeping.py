@@ -115,8 +115,10 @@ def save(store: FileStore, book: Book) -> None:
 
 
 def rebuild(store: FileStore) -> Book:
-    """Scan every run file once: the open ones go in the index."""
+    """Scan every run file once: the open ones go in the index, and each job's cursor restarts
+    at its newest scheduled trigger, so triggers missed since are caught up, not forgotten."""
     book = Book(dirty=True)
+    newest: dict[str, datetime] = {}
     for path in store.iter_run_files():
         try:
             run = store.read(path)
@@ -127,6 +129,21 @@ def rebuild(store: FileStore) -> Book:
             continue
         if run.state in OPEN_STATES:
             book.open.add(path.relative_to(store.root).as_posix())
+        if run.trigger.get("type") in ("cron", "window", "catchup") and run.trigger.get("at"):
+            try:
+                at = datetime.fromisoformat(str(run.trigger["at"]))
+            except ValueError:
+                continue
+            if run.job not in newest or at > newest[run.job]:
+                newest[run.job] = at
+    for job, at in newest.items():
+        # No hash: the pass recomputes next_due from this cursor for the job as it now is.
+        book.cursors[job] = {
+            "hash": "",
+            "cursor": at.isoformat(),
+            "at": at.timestamp(),
+            "next_due": None,
+        }
     return book
 
 

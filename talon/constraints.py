@@ -79,7 +79,10 @@ def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
         if deadline < trig_at:
             deadline += timedelta(days=1)
     else:
-        deadline = trig_at + timedelta(seconds=sb.after_s or 0)
+        # Elapsed time, not wall time: across a DST change "3h" is three real hours.
+        from datetime import UTC
+
+        deadline = trig_at.astimezone(UTC) + timedelta(seconds=sb.after_s or 0)
     if now > deadline:
         local_now = now.astimezone(ZoneInfo(job.timezone)).strftime("%H:%M:%S")
         return Check("start_by", Verdict.FAIL, f"start_by {sb.describe()} passed at {local_now}")
@@ -105,20 +108,15 @@ def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
         if latest.state is State.SUCCEEDED:
             out.append(Check(name, Verdict.PASS, f"{dep.job} succeeded in {period.key}"))
         elif latest.state is State.FAILED:
-            if latest.attempt <= upstream.retries:
-                out.append(
-                    Check(
-                        name, Verdict.BLOCK, f"waiting for {dep.job} to be retried in {period.key}"
-                    )
+            # A retry is created before its failed attempt is recorded, so a failed latest run
+            # has no retry coming: the upstream failed for good in this period.
+            out.append(
+                Check(
+                    name,
+                    Verdict.FAIL,
+                    f"upstream {dep.job} failed in {period.key} ({latest.id})",
                 )
-            else:
-                out.append(
-                    Check(
-                        name,
-                        Verdict.FAIL,
-                        f"upstream {dep.job} failed in {period.key} ({latest.id})",
-                    )
-                )
+            )
         elif latest.state is State.SKIPPED:
             out.append(
                 Check(

@@ -110,6 +110,7 @@ class Pass:
     _revision: dict[str, Any] | None = None
     _revision_read: bool = False
     changed_jobs: set[str] = field(default_factory=set)
+    clock: Callable[[], datetime] | None = None
     # Runs born ready in this pass and not yet written (see create_checked).
     pending: dict[str, Run] = field(default_factory=dict)
 
@@ -120,6 +121,11 @@ class Pass:
             return self._steps()
         self.store.ensure()
         with self.store.locked(PASS_LOCK, timeout=300):
+            if self.clock is not None:
+                self.now = self.clock()  # the clock is read once the lock is ours
+            from talon.quiet import forget
+
+            forget(self.spec.config.root)  # a pass that dies leaves no stale shortcut
             return self._steps()
 
     def _steps(self) -> list[Decision]:
@@ -472,6 +478,18 @@ class Pass:
 
     def _apply_end(self, run: Run, settled: Run, sub: Submission | None) -> None:
         job = self.spec.jobs.get(run.job)
+        if not self.dry_run:
+            # `talon cancel` marks the run skipped before it stops the process: a run whose
+            # file no longer says running was cancelled, and its exit must not start a retry
+            # or its dependants.
+            try:
+                current = self.store.read(self.store.path_of(run))
+            except (FileNotFoundError, CorruptRun):
+                return
+            if current.state is not State.RUNNING:
+                assert self.view is not None
+                self.view.note(current)
+                return
         markers = self._markers(sub) if sub is not None else (None, [])
         if settled.state is State.SUCCEEDED:
             self._trigger_dependants(settled)
@@ -824,7 +842,15 @@ class Pass:
             return False
         crash_point("dispatch.after_submit")
         # Not made durable: if a power cut rolls it back, the next pass adopts the run.
-        self.write(marked, _with_handle(handle), durable=False)
+        recorded = self.write(marked, _with_handle(handle), durable=False)
+        if recorded.state is not State.RUNNING or recorded.dispatch != intent:
+            # Cancelled between our intent and the start: stop what we just started.
+            try:
+                self.executor(job.executor).cancel(handle, sub)
+            except Exception as exc:  # an unreachable host: say so, the run stays skipped
+                why = f"cancelled while starting; stopping it failed: {exc}"
+                self.problems.append(f"{run.id}: {why}")
+            return False
         self.decide("dispatch", marked, _dispatch_detail(job, grants))
         return True
 

@@ -80,13 +80,15 @@ def due_fires(job: Job, cursor: Cursor, now: datetime) -> tuple[list[Fire], list
     if not fires:
         return [], [], advanced
     newest = fires[-1]
-    on_time = now - newest.at <= ON_TIME_GRACE
+    on_time = [f for f in fires if now - f.at <= ON_TIME_GRACE]
     if job.catchup is Catchup.ALL:
         keep = fires[-job.max_catchup :] if job.max_catchup > 0 else []
     elif job.catchup is Catchup.LATEST:
-        keep = [newest]
+        # Fires seen within the grace are on time, not missed: all of them run; of the
+        # missed ones only the newest, when none is on time.
+        keep = on_time or [newest]
     else:
-        keep = [newest] if on_time else []
+        keep = on_time
     dropped = [f for f in fires if f not in keep]
     return keep, dropped, advanced
 
@@ -102,7 +104,11 @@ def _recent_fires(job: Job, since: datetime, now: datetime, want: int) -> list[F
         start = since if span is None or now - span <= since else now - span
         fires = fires_between(job.triggers, start, now, tz, job.dst)
         if len(fires) >= want or start == since:
-            return fires[-want:] if job.catchup is Catchup.ALL else fires[-1:]
+            if job.catchup is Catchup.ALL:
+                return fires[-want:]
+            # The on-time ones and the newest missed one are all a policy may keep; a few
+            # more tell how many were missed.
+            return fires[-max(want, 10) :]
     return []
 
 
@@ -173,8 +179,8 @@ def run_after_upstream(
     along a chain.
     """
     up_start = datetime.fromisoformat(upstream.period["start"])
-    stamp = upstream.id.split("@", 1)[1]
-    if len(stamp) > _STAMP_LEN:
+    stamp = upstream.id.split("@", 1)[-1]
+    if len(stamp) != _STAMP_LEN or "@" not in upstream.id:
         import hashlib
 
         digest = hashlib.sha256(upstream.id.encode()).hexdigest()[:8]
@@ -182,7 +188,9 @@ def run_after_upstream(
     return new_run(
         job,
         run_id=f"{job.name}@{stamp}.after.{upstream.job}",
-        period=period_for(job, up_start),
+        # The dependant's period containing the upstream's: the upstream's own offset is
+        # already in that start, so the dependant's is not applied again.
+        period=period_containing(job.period_type, up_start, ZoneInfo(job.timezone)),
         trigger={"type": "after", "at": upstream.finished or iso(now), "upstream": upstream.id},
         now=now,
         revision=revision,
@@ -200,7 +208,9 @@ def next_attempt(job: Job, failed: Run, now: datetime, existing: Sequence[Run], 
         attempt = failed.attempt + 1
     else:
         attempt = max([r.attempt for r in existing] + [failed.attempt]) + 1
-    base = failed.id.split(".r", 1)[0] if ".r" in failed.id.rsplit("@", 1)[-1] else failed.id
+    import re
+
+    base = re.sub(r"\.r\d+$", "", failed.id)  # only the attempt suffix, never the job's name
     return new_run(
         job,
         run_id=f"{base}.r{attempt}",

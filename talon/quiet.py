@@ -10,6 +10,7 @@ the size of the schedule or the history. Anything else takes the full pass.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -44,6 +45,12 @@ def is_quiet(root: Path, now_ts: float) -> bool:
     except FileNotFoundError:
         pass
     return bool(data.get("fingerprint") == [list(f) for f in fingerprint(root)])
+
+
+def forget(root: Path) -> None:
+    """Remove the shortcut before a pass changes anything."""
+    with contextlib.suppress(FileNotFoundError):
+        (_book(root) / QUIET).unlink()
 
 
 def record(

@@ -38,10 +38,27 @@ def merge_progress(current: Mapping[str, Any] | None, report: Mapping[str, Any])
 
 
 def _store_for(run_file: Path) -> Any:
+    """The store holding `run_file`, with the lock mode its repository configures (a job's
+    report must take the same kind of lock a pass takes)."""
     from talon.store import FileStore
 
     # state/<period>/<job>/<run>.json: the store root is three levels up.
-    return FileStore(run_file.resolve().parents[2])
+    state_root = run_file.resolve().parents[2]
+    lock_mode = "flock"
+    import os
+
+    repo = os.environ.get("TALON_REPO")
+    candidates = [Path(repo)] if repo else []
+    candidates.append(state_root.parent)
+    for root in candidates:
+        if (root / "talon.yaml").is_file():
+            from talon.speccache import load_spec_cached
+
+            spec, _ = load_spec_cached(root, write=False)
+            if spec is not None:
+                lock_mode = spec.config.lock_mode
+            break
+    return FileStore(state_root, lock_mode)
 
 
 def record_progress(run_file: Path, progress: Mapping[str, Any], now: datetime) -> Run:

@@ -359,7 +359,8 @@ class FileStore:
 
     def save_book(self, name: str, data: dict[str, Any]) -> None:
         self.book.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        write_atomic(self.book / name, json.dumps(data, separators=(",", ":")), durable=False)
+        # The cursors live here: fsynced, so a power cut cannot empty them.
+        write_atomic(self.book / name, json.dumps(data, separators=(",", ":")), durable_dir=False)
 
 
 STORES: dict[str, Callable[[Path, str], FileStore]] = {"files": FileStore}

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -20,13 +20,16 @@ if TYPE_CHECKING:
 
 
 def one_pass(
-    repo: Repo, now: datetime, environ: Mapping[str, str]
+    repo: Repo,
+    now: datetime,
+    environ: Mapping[str, str],
+    clock: Callable[[], datetime] | None = None,
 ) -> tuple[list[Decision], list[str], bool]:
     """Run a pass; returns (decisions, problems, whether anything is still ready or running)."""
     from talon.passes import Pass
     from talon.runs import State
 
-    p = Pass(repo.spec, repo.store, now, environ=environ)
+    p = Pass(repo.spec, repo.store, now, environ=environ, clock=clock)
     decisions = p.run()
     assert p.view is not None
     active = any(
@@ -59,13 +62,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     all_decisions: list[Decision] = []
     failed_any = False
     delay = 0.002
+
+    def clock() -> datetime:
+        if fixed_now is not None:
+            return fixed_now + timedelta(seconds=time.monotonic() - started)
+        return parse_now(None)
+
     while True:
-        now = (
-            fixed_now + timedelta(seconds=time.monotonic() - started)
-            if fixed_now
-            else parse_now(None)
-        )
-        decisions, problems, active = one_pass(repo, now, environ)
+        decisions, problems, active = one_pass(repo, clock(), environ, clock)
         for problem in problems:
             print(f"talon reconcile: {problem}", file=sys.stderr)
         all_decisions.extend(decisions)

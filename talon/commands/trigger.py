@@ -44,7 +44,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         period = period_for(job, now)
     run_ = new_run(
         job,
-        run_id=run_id_for(job.name, now),
+        # Its own suffix: a scheduled fire at the same second keeps its id (and its run).
+        run_id=run_id_for(job.name, now, suffix=".ext"),
         period=period,
         trigger={"type": "external", "at": iso(now)},
         now=now,

@@ -1,0 +1,148 @@
+"""Cases found in review, each once a real bug: kept so they stay fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Talon, write_repo
+
+
+@pytest.fixture(autouse=True)
+def talon_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def runs(root: Path) -> dict[str, dict[str, Any]]:
+    return {
+        p.name[:-5]: json.loads(p.read_text()) for p in sorted((root / "state").glob("*/*/*.json"))
+    }
+
+
+def test_retry_ids_of_a_job_whose_name_contains_dot_r(tmp_path: Path, talon: Talon) -> None:
+    jobs = """
+jobs:
+  etl.reports:
+    command: test -e "$TALON_REPO/ok" || { touch "$TALON_REPO/ok"; exit 1; }
+    trigger: external
+    retries: 2
+  publish:
+    command: 'true'
+    trigger: {after: etl.reports}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    first = talon(
+        "-C", str(root), "trigger", "etl.reports", "--now", "2026-11-27T10:00:00Z"
+    ).out.strip()
+    result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:01Z")
+    assert "Traceback" not in result.err
+    got = runs(root)
+    assert got[first]["state"] == "failed"
+    assert got[f"{first}.r2"]["state"] == "succeeded"
+    dependants = [k for k in got if k.startswith("publish@")]
+    assert len(dependants) == 1 and got[dependants[0]]["state"] == "succeeded"
+
+
+def test_upstream_failed_by_a_constraint_fails_its_dependants(tmp_path: Path, talon: Talon) -> None:
+    jobs = """
+jobs:
+  a: {command: exit 1, trigger: external}
+  b: {command: 'true', trigger: external, retries: 2, constraints: {after: [a]}}
+  c: {command: 'true', trigger: external, constraints: {after: [b]}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    for job in "abc":
+        talon("-C", str(root), "trigger", job, "--now", "2026-11-27T10:00:00Z")
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:01Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T10:05:00Z")
+    states = {r["job"]: (r["state"], r["reason"]) for r in runs(root).values()}
+    assert states["b"][0] == "failed" and states["b"][1].startswith("upstream a failed")
+    assert states["c"][0] == "failed" and states["c"][1].startswith("upstream b failed")
+
+
+def test_after_trigger_does_not_apply_the_offset_twice(tmp_path: Path, talon: Talon) -> None:
+    jobs = """
+jobs:
+  a: {command: 'true', trigger: '0 6 * * *', period: {type: daily, offset: -1}}
+  b: {command: 'true', trigger: {after: a}, period: {type: daily, offset: -1}, constraints: {after: [a]}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T00:00:00Z")
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:00:10Z")
+    got = runs(root)
+    assert {r["job"]: (r["period"]["key"], r["state"]) for r in got.values()} == {
+        "a": ("2026-11-26", "succeeded"),
+        "b": ("2026-11-26", "succeeded"),
+    }
+
+
+def test_progress_in_lockfile_mode_does_not_wedge_the_job(tmp_path: Path, talon: Talon) -> None:
+    config = "timezone: UTC\nstate: {type: files, path: state, lock_mode: lockfile}\n"
+    jobs = "jobs:\n  j:\n    command: talon progress --percent 50\n    trigger: external\n"
+    root = write_repo(tmp_path, {"talon.yaml": config, "schedule/a.yaml": jobs})
+    for n in range(2):
+        talon("-C", str(root), "trigger", "j", "--now", f"2026-11-27T10:0{n}:00Z")
+        result = talon("-C", str(root), "reconcile", "--wait", "--now", f"2026-11-27T10:0{n}:01Z")
+        assert result.code == 0, result.err
+    assert [r["progress"] for r in runs(root).values()] == [
+        {"kind": "percent", "percent": 50.0}
+    ] * 2
+
+
+def test_external_trigger_in_the_same_second_as_a_cron_fire(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  a:\n    command: 'true'\n    trigger: '30 6 * * *'\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T00:00:00Z")
+    ext = talon("-C", str(root), "trigger", "a", "--now", "2026-11-27T06:30:00Z").out.strip()
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:31:00Z")
+    assert sorted(runs(root)) == sorted(["a@20261127T063000Z", ext])
+
+
+def test_a_lost_index_keeps_catch_up(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  a:\n    command: 'true'\n    trigger: '0 6 * * *'\n    catchup: all\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-25T00:00:00Z")
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-25T06:01:00Z")
+    (root / "state/.talon/index.json").unlink()
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T12:00:00Z")
+    assert sorted(runs(root)) == [
+        "a@20261125T060000Z",
+        "a@20261126T060000Z",
+        "a@20261127T060000Z",
+    ]
+
+
+def test_start_by_duration_is_elapsed_time_across_fall_back(tmp_path: Path, talon: Talon) -> None:
+    jobs = """
+jobs:
+  j:
+    command: 'true'
+    timezone: Europe/London
+    trigger: '10 1 * * *'
+    dst: {fold: last}
+    constraints: {start_by: 30m, after: [never]}
+  never: {command: 'true', trigger: external}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-10-24T12:00:00Z")
+    # 01:10 GMT (the second 01:10) is 01:10Z; 30 minutes later is 01:40Z, not 00:40Z.
+    talon("-C", str(root), "reconcile", "--now", "2026-10-25T01:11:00Z")
+    (run,) = (r for r in runs(root).values() if r["job"] == "j")
+    assert run["state"] == "blocked", run["reason"]
+    talon("-C", str(root), "reconcile", "--now", "2026-10-25T01:41:00Z")
+    (run,) = (r for r in runs(root).values() if r["job"] == "j")
+    assert run["state"] == "failed" and run["reason"].startswith("start_by 30m passed")
+
+
+def test_latest_keeps_every_on_time_fire(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  m:\n    command: 'true'\n    trigger: '* * * * *'\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:00Z")
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:02:30Z")
+    assert sorted(runs(root)) == ["m@20261127T060100Z", "m@20261127T060200Z"]
