@@ -646,6 +646,8 @@ class Pass:
         last = self.book.checked.get(run.id)
         recent = last is not None and self.now.timestamp() - last < job.poll_s
         deps = {d.job for d in job.constraints.after}
+        if job.constraints.max_running is not None or job.constraints.once_per_period:
+            deps.add(job.name)  # a sibling finishing can unblock it
         if (
             run.state is State.BLOCKED
             and recent
