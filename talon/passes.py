@@ -1,6 +1,6 @@
 """One reconcile pass: collect, fire, check, dispatch. The shell around the pure decisions.
 
-Overlap safety: a pass holds the repository's pass lock (`state/.talon/locks/@pass.lock`)
+Overlap safety: a pass holds the repository's pass lock (in `state/.talon/locks/runs.lock`)
 while it decides and records, so passes from cron, CI and `talon watch` run one after another
 and every trigger becomes one run and every run is dispatched at most once. Commands that
 touch a single run (progress, artifact, cancel) take only that job's lock, and every write
@@ -111,6 +111,7 @@ class Pass:
     _revision_read: bool = False
     changed_jobs: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] | None = None
+    _after_index: dict[str, list[Job]] | None = None
     # Runs born ready in this pass and not yet written (see create_checked).
     pending: dict[str, Run] = field(default_factory=dict)
 
@@ -545,11 +546,20 @@ class Pass:
             pass
         return progress, artifacts
 
+    def _dependants(self, upstream: str) -> list[Job]:
+        if self._after_index is None:
+            index: dict[str, list[Job]] = {}
+            for job in self.spec.jobs.values():
+                for t in job.triggers:
+                    if isinstance(t, AfterTrigger):
+                        index.setdefault(t.job, []).append(job)
+            self._after_index = index
+        return self._after_index.get(upstream, [])
+
     def _trigger_dependants(self, upstream: Run) -> None:
-        for job in self.spec.jobs.values():
-            if any(isinstance(t, AfterTrigger) and t.job == upstream.job for t in job.triggers):
-                run = run_after_upstream(job, upstream, self.now, self.revision())
-                self.create_checked(run, "create", f"{upstream.job} succeeded ({upstream.id})")
+        for job in self._dependants(upstream.job):
+            run = run_after_upstream(job, upstream, self.now, self.revision())
+            self.create_checked(run, "create", f"{upstream.job} succeeded ({upstream.id})")
 
     def _retry(self, job: Job, failed: Run) -> None:
         assert self.view is not None
@@ -805,8 +815,8 @@ class Pass:
             self.decide("dispatch", marked, _dispatch_detail(job, grants))
             return True
         crash_point("dispatch.after_intent")
-        sub.log_path.parent.mkdir(parents=True, exist_ok=True)
-        sub.status_dir.mkdir(parents=True, exist_ok=True)
+        self.store.makedirs(sub.log_path.parent)
+        self.store.makedirs(sub.status_dir)
         try:
             handle: Handle = self.executor(job.executor).submit(sub)
         except SubmitRefused as refused:

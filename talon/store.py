@@ -120,14 +120,41 @@ def job_of_run_id(run_id: str) -> str:
     return run_id.split("@", 1)[0]
 
 
-class _FlockLock:
-    """A kernel lock on a file kept open for the life of the store: one open per job per
-    process, not one per write. The kernel drops it when the process dies, so a lock file left
-    behind is harmless."""
+# One descriptor per lock file for the whole process. POSIX record locks belong to the process,
+# and closing *any* descriptor of a file drops every lock the process holds on it: two stores
+# in one process (a watcher reloading its configuration) must share the descriptor, and it is
+# never closed.
+_LOCK_FDS: dict[str, int] = {}
+_RESERVED = 64  # offsets below this are for named global locks (`@pass`), never for jobs
 
-    def __init__(self, path: Path) -> None:
+
+def _lock_fd(path: Path) -> int:
+    key = str(path)
+    fd = _LOCK_FDS.get(key)
+    if fd is None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        _LOCK_FDS[key] = fd
+    return fd
+
+
+def _offset(name: str) -> int:
+    import zlib
+
+    if name.startswith("@"):
+        return zlib.crc32(name.encode()) % _RESERVED
+    return _RESERVED + zlib.crc32(name.encode()) % (1 << 30)
+
+
+class _RangeLock:
+    """A kernel record lock on one byte of `state/.talon/locks/runs.lock`, at an offset named
+    by the job: every job shares one file instead of a lock file each (file creation is what
+    costs most on these disks). The kernel drops it when the process dies, so nothing stale is
+    left behind; two jobs hashing to one byte only wait for each other. POSIX locks also hold
+    across NFS clients, unlike flock on some setups."""
+
+    def __init__(self, path: Path, name: str) -> None:
         self.path = path
-        self.fd: int | None = None
+        self.offset = _offset(name)
         self.depth = 0
 
     def acquire(self, timeout: float) -> None:
@@ -137,15 +164,14 @@ class _FlockLock:
         if self.depth:
             self.depth += 1
             return
-        if self.fd is None:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        fd = _lock_fd(self.path)
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.offset, os.SEEK_SET)
                 break
-            except BlockingIOError:
+            except (BlockingIOError, PermissionError):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.path}: still locked after {timeout:.0f}s") from None
                 time.sleep(delay)
@@ -156,8 +182,8 @@ class _FlockLock:
         import fcntl
 
         self.depth -= 1
-        if self.depth == 0 and self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.depth == 0:
+            fcntl.lockf(_lock_fd(self.path), fcntl.LOCK_UN, 1, self.offset, os.SEEK_SET)
 
 
 @dataclass
@@ -170,13 +196,20 @@ class FileStore:
     # Parsed runs by path, valid while the file's (mtime, size, inode) is unchanged: every write
     # renames a new inode into place, so a changed file never matches.
     _cache: dict[Path, tuple[tuple[int, int, int], Run]] = field(default_factory=dict, repr=False)
+    _dirs: set[Path] = field(default_factory=set, repr=False)  # known to exist
+
+    def makedirs(self, directory: Path) -> None:
+        """mkdir -p, once per directory per process (a failing mkdir is not free)."""
+        if directory not in self._dirs:
+            directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            self._dirs.add(directory)
 
     @property
     def book(self) -> Path:
         return self.root / BOOK_DIR
 
     def ensure(self) -> None:
-        (self.book / "locks").mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        self.makedirs(self.book / "locks")
 
     # --- paths -------------------------------------------------------------------------------
 
@@ -203,7 +236,7 @@ class FileStore:
 
                 lock = filelock.SoftFileLock(str(path), timeout=60, is_singleton=False)
             else:
-                lock = _FlockLock(path)
+                lock = _RangeLock(self.book / "locks" / "runs.lock", name)
             self._locks[name] = lock
         return lock
 
@@ -326,7 +359,7 @@ class FileStore:
     def create(self, run: Run) -> bool:
         """Create a run file exclusively; False if a run with that id exists already."""
         directory = self.run_dir(run.period_key, run.job)
-        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        self.makedirs(directory)
         return create_exclusive(self.path_of(run), dumps(run))
 
     def update(
@@ -358,7 +391,7 @@ class FileStore:
         return data if isinstance(data, dict) else None
 
     def save_book(self, name: str, data: dict[str, Any]) -> None:
-        self.book.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        self.makedirs(self.book)
         # Not fsynced: a power cut that tears or empties it costs one full scan, which rebuilds
         # the open runs and each job's cursor from the run files (bookkeeping.rebuild).
         write_atomic(self.book / name, json.dumps(data, separators=(",", ":")), durable=False)
