@@ -2,8 +2,8 @@
 
 Guarantees, and how:
 - A run file is written whole or not at all: temp file in the same directory, fsync, rename,
-  fsync of the directory.
-- Every read-modify-write happens under the job's lock (`state/.talon/locks/<job>.lock`), and
+  fsync of the directory (skipped only for changes a later pass re-derives: see `update`).
+- Every read-modify-write happens under the job's lock (a byte of `locks/runs.lock`), and
   re-reads the file inside the lock, so a `talon progress` from a job and a reconcile pass
   never overwrite each other's changes.
 - Scheduled runs are created with `O_EXCL` on an id derived from the trigger instant: two
@@ -13,9 +13,10 @@ Guarantees, and how:
 - Bookkeeping (locks, the open-run index, cursors, caches) lives under `state/.talon/`, never
   beside run files.
 
-Locking modes (`state.lock_mode` in talon.yaml): `flock` (default) uses kernel locks, which
-are exact on local disks; `lockfile` uses exclusive creation of marker files, which works on
-NFS where `flock` may be local to one client. See docs/concurrency.md.
+Locking modes (`state.lock_mode` in talon.yaml): `flock` (default) uses kernel record locks,
+released by the kernel when a process dies; `lockfile` uses exclusive creation of marker
+files, for filesystems where kernel locks are not shared between hosts. See
+docs/concurrency.md.
 """
 
 from __future__ import annotations
