@@ -12,6 +12,7 @@ With `dry_run`, the same pass writes nothing and starts nothing: that is `talon 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -516,6 +517,8 @@ class Pass:
             return new
 
         new = self.write(run, change)
+        if new.state.terminal and not self.dry_run:
+            _prune_status(new)
         if new.state is State.SUCCEEDED and new.started:
             self.book.add_duration(
                 run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()
@@ -887,6 +890,19 @@ def _lease_s(config: Mapping[str, Any], timeout_s: float | None) -> float:
         except ValueError:
             pass
     return timeout_s if timeout_s is not None else DEFAULT_LEASE_S
+
+
+def _prune_status(run: Run) -> None:
+    """A settled local run's status files are scratch under state/.talon/proc: the run file now
+    holds the outcome, so they go (the run file, the log and all state stay)."""
+    handle = (run.executor or {}).get("handle") or {}
+    rc_file = handle.get("rc_file")
+    if not isinstance(rc_file, str) or "/.talon/proc/" not in rc_file:
+        return
+    for path in (rc_file, rc_file[: -len(".rc")] + ".cancel" if rc_file.endswith(".rc") else None):
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _with_handle(handle: Handle) -> Callable[[Run], Run | None]:
