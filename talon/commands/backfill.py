@@ -6,6 +6,7 @@ Ids derive from each period's start, so running the same backfill twice creates 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
             raise UsageError(f"more than {MAX_PERIODS} periods in the range")
         periods.append(periods[-1].next())
     revision = git_revision(repo.root)
+    results: list[dict[str, object]] = []
     for period in periods:
         run_ = new_run(
             job,
@@ -53,8 +55,13 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
             now=now,
             revision=revision,
         )
-        if create_run(repo.store, run_):
+        created = create_run(repo.store, run_)
+        if args.json:
+            results.append({"run": run_.id, "period": period.key, "created": created})
+        elif created:
             print(run_.id)
         else:
             print(f"{run_.id} exists already", flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
     return EXIT_OK

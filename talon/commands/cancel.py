@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -54,5 +55,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                     f"talon cancel: {new.id} is skipped, but stopping it failed: {exc}",
                     file=sys.stderr,
                 )
-    print(f"{new.id}: skipped (cancelled by user)")
+    if args.json:
+        print(json.dumps({"run": new.id, "state": new.state.value, "was": old.state.value}))
+    else:
+        print(f"{new.id}: skipped (cancelled by user)")
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping
 
@@ -29,5 +30,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     job = repo.job(old.job)
     existing = repo.store.runs_in(old.period_key, old.job)
     created = create_unique(repo.store, next_attempt(job, old, now, existing, "retry"))
-    print(created.id)
+    if args.json:
+        print(json.dumps({"run": created.id, "attempt": created.attempt, "previous": old.id}))
+    else:
+        print(created.id)
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
@@ -53,5 +54,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         revision=git_revision(repo.root),
     )
     created = create_unique(repo.store, run_)
-    print(created.id)
+    if args.json:
+        print(
+            json.dumps(
+                {"run": created.id, "period": created.period_key, "state": created.state.value}
+            )
+        )
+    else:
+        print(created.id)
     return EXIT_OK
