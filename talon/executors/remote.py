@@ -31,12 +31,14 @@ import math
 import re
 import shlex
 import signal
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from talon.executors.base import Submission
+from talon.executors.base import Handle, Submission, SubmitRefused
 
 EXIT_TIMED_OUT = 124
 EXIT_NOT_STARTED = 125
@@ -380,3 +382,46 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value.strip())
     except ValueError:
         return None
+
+
+class BatchSettings:
+    """The settings every batch-system executor (sge, slurm) reads from its configuration."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._now = now
+        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
+        self.command_timeout = seconds(config.get("command_timeout"), 30)
+        self.kill_grace = seconds(config.get("kill_grace"), 10)
+
+
+def submit_batch(
+    run: Callable[[list[str]], subprocess.CompletedProcess[str]],
+    argv: list[str],
+    *,
+    parse_id: Callable[[str], str],
+    transient: tuple[str, ...],
+    state: Path,
+    name: str,
+) -> Handle:
+    """Run the submit command (qsub, sbatch) and turn its answer into a handle, or refuse:
+    retryably when the scheduler is only unreachable or slow."""
+    tool = argv[0]
+    try:
+        out = run(argv)
+    except FileNotFoundError as e:
+        raise SubmitRefused(f"{tool} is not installed here: {e}", retryable=False) from e
+    except subprocess.TimeoutExpired as e:
+        raise SubmitRefused(f"{tool} did not answer in {e.timeout}s", retryable=True) from e
+    job_id = parse_id(out.stdout.strip())
+    if out.returncode != 0 or not job_id.isdigit():
+        err = (out.stderr or out.stdout).strip()
+        retryable = any(t in err.lower() for t in transient)
+        raise SubmitRefused(f"{tool} refused the job: {err}", retryable=retryable)
+    record_job_id(state, job_id)
+    return {"job_id": job_id, "name": name}

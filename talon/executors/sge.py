@@ -30,23 +30,20 @@ import getpass
 import os
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission
 from talon.executors.remote import (
     EXIT_NOT_STARTED,
+    BatchSettings,
     Since,
     arg_list,
     describe_exit,
     job_name,
     read_local_status,
-    record_job_id,
     run_state_dir,
-    seconds,
+    submit_batch,
     write_job_script,
 )
 
@@ -68,20 +65,8 @@ class Accounting:
     failed: str  # "0", or e.g. "100 : assumedly after job"
 
 
-class SgeExecutor:
+class SgeExecutor(BatchSettings):
     """Submits each run as a Grid Engine job (see the module docstring)."""
-
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        *,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.config = config
-        self._now = now
-        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
-        self.command_timeout = seconds(config.get("command_timeout"), 30)
-        self.kill_grace = seconds(config.get("kill_grace"), 10)
 
     # -- the Executor protocol
 
@@ -98,19 +83,15 @@ class SgeExecutor:
         if options.get("queue"):
             argv += ["-q", str(options["queue"])]
         argv += [*arg_list(options.get("qsub_args")), str(script)]
-        try:
-            out = self._cmd(argv)
-        except FileNotFoundError as e:
-            raise SubmitRefused(f"qsub is not installed here: {e}", retryable=False) from e
-        except subprocess.TimeoutExpired as e:
-            raise SubmitRefused(f"qsub did not answer in {e.timeout}s", retryable=True) from e
-        job_id = out.stdout.strip().split(".")[0]
-        if out.returncode != 0 or not job_id.isdigit():
-            err = (out.stderr or out.stdout).strip()
-            transient = any(t in err.lower() for t in _TRANSIENT)
-            raise SubmitRefused(f"qsub refused the job: {err}", retryable=transient)
-        record_job_id(state, job_id)
-        return {"job_id": job_id, "name": name}
+        # "42", or "5.1-3:1" for an array job
+        return submit_batch(
+            self._cmd,
+            argv,
+            parse_id=lambda out: out.split(".")[0],
+            transient=_TRANSIENT,
+            state=state,
+            name=name,
+        )
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
         job_id, name = str(handle["job_id"]), str(handle["name"])

@@ -26,22 +26,19 @@ code is 143 (SIGTERM), TIMEOUT 124, OUT_OF_MEMORY 137.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission
 from talon.executors.remote import (
     EXIT_TIMED_OUT,
+    BatchSettings,
     Since,
     arg_list,
     describe_exit,
     job_name,
     read_local_status,
-    record_job_id,
     run_state_dir,
-    seconds,
+    submit_batch,
     write_job_script,
 )
 
@@ -52,20 +49,8 @@ _PENDING_OR_RUNNING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPE
 _DEFAULT_CODE = {"CANCELLED": 143, "TIMEOUT": EXIT_TIMED_OUT, "OUT_OF_MEMORY": 137}
 
 
-class SlurmExecutor:
+class SlurmExecutor(BatchSettings):
     """Submits each run as a Slurm batch job (see the module docstring)."""
-
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        *,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.config = config
-        self._now = now
-        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
-        self.command_timeout = seconds(config.get("command_timeout"), 30)
-        self.kill_grace = seconds(config.get("kill_grace"), 10)
 
     # -- the Executor protocol
 
@@ -82,19 +67,14 @@ class SlurmExecutor:
         if options.get("partition"):
             argv += ["-p", str(options["partition"])]
         argv += [*arg_list(options.get("sbatch_args")), str(script)]
-        try:
-            out = self._cmd(argv)
-        except FileNotFoundError as e:
-            raise SubmitRefused(f"sbatch is not installed here: {e}", retryable=False) from e
-        except subprocess.TimeoutExpired as e:
-            raise SubmitRefused(f"sbatch did not answer in {e.timeout}s", retryable=True) from e
-        job_id = out.stdout.strip().split(";")[0]  # "42" or "42;cluster"
-        if out.returncode != 0 or not job_id.isdigit():
-            err = (out.stderr or out.stdout).strip()
-            transient = any(t in err.lower() for t in _TRANSIENT)
-            raise SubmitRefused(f"sbatch refused the job: {err}", retryable=transient)
-        record_job_id(state, job_id)
-        return {"job_id": job_id, "name": name}
+        return submit_batch(
+            self._cmd,
+            argv,
+            parse_id=lambda out: out.split(";")[0],  # "42" or "42;cluster"
+            transient=_TRANSIENT,
+            state=state,
+            name=name,
+        )
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
         job_id = str(handle["job_id"])
