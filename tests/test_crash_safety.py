@@ -144,3 +144,23 @@ def test_random_kills_then_clean_pass(tmp_path: Path) -> None:
     ran = Counter((root / "ran.log").read_text().split())
     assert all(n == 1 for n in ran.values()), ran
     assert {k for k, r in runs.items() if r["state"] == "succeeded"} <= set(ran)
+
+
+def test_lockfile_mode_reclaims_a_killed_holders_marker(tmp_path: Path) -> None:
+    """On NFS-safe locking, a pass killed while holding the pass lock leaves its marker; the
+    next pass on the same host sees its holder is dead and goes on at once."""
+    import time
+
+    config = "timezone: UTC\nstate: {type: files, path: state, lock_mode: lockfile}\n"
+    root = write_repo(tmp_path, {"talon.yaml": config, "schedule/jobs.yaml": JOBS})
+    assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
+    crashed = talon(
+        root, "reconcile", "--now", "2026-11-27T06:00:30Z", crash_at="dispatch.after_intent"
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    assert (root / "state/.talon/locks/@pass.lock").exists(), "the killed holder's marker"
+    t0 = time.monotonic()
+    settle(root, "2026-11-27T06:02:00Z")
+    assert time.monotonic() - t0 < 30, "the marker was reclaimed, not waited out"
+    runs = all_runs(root)
+    assert runs["a@20261127T060000Z"]["state"] == "succeeded"
