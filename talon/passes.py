@@ -13,11 +13,13 @@ With `dry_run`, the same pass writes nothing and starts nothing: that is `talon 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from talon import bookkeeping
@@ -113,6 +115,15 @@ class Pass:
     changed_jobs: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] | None = None
     _after_index: dict[str, list[Job]] | None = None
+
+    @property
+    def _abs_root(self) -> str:
+        return _absolute(self.spec.config.root)
+
+    @property
+    def _abs_state(self) -> str:
+        return _absolute(self.store.root)
+
     # Runs born ready in this pass and not yet written (see create_checked).
     pending: dict[str, Run] = field(default_factory=dict)
 
@@ -314,7 +325,6 @@ class Pass:
             command = tuple(substitute(a, values, quote=False) for a in job.command)
         else:
             command = substitute(job.command or "", values, quote=True)
-        run_file = self.store.path_of(run)
         env = {k: substitute(v, values, quote=False) for k, v in job.env.items()}
         env.update(
             {
@@ -324,8 +334,8 @@ class Pass:
                 "TALON_PERIOD_TYPE": run.period["type"],
                 "TALON_PERIOD_START": run.period["start"],
                 "TALON_PERIOD_END": run.period["end"],
-                "TALON_RUN_FILE": str(run_file.resolve()),
-                "TALON_REPO": str(root.resolve()),
+                "TALON_RUN_FILE": os.path.join(self._abs_state, self._rel(run)),
+                "TALON_REPO": self._abs_root,
                 "TALON_PARAMS": __import__("json").dumps(dict(run.params), sort_keys=True),
             }
         )
@@ -890,6 +900,12 @@ def _lease_s(config: Mapping[str, Any], timeout_s: float | None) -> float:
         except ValueError:
             pass
     return timeout_s if timeout_s is not None else DEFAULT_LEASE_S
+
+
+@functools.lru_cache(maxsize=16)
+def _absolute(path: Path) -> str:
+    """A directory's resolved path, once per process (it is in every run's environment)."""
+    return str(path.resolve())
 
 
 def _prune_status(run: Run) -> None:
