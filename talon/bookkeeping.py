@@ -40,6 +40,8 @@ class Book:
     durations: dict[str, list[float]] = field(default_factory=dict)
     dirty: bool = False
     problems: list[str] = field(default_factory=list)  # damaged files met while rebuilding
+    # Runs a pass fired but had not written when it died: relpath -> the run's JSON text.
+    unwritten: dict[str, str] = field(default_factory=dict)
 
     def cursor(self, job: str) -> Cursor | None:
         raw = self.cursors.get(job)
@@ -84,17 +86,32 @@ def load(store: FileStore) -> Book:
                 if line.startswith("+") and line.endswith("\n"):
                     book.open.add(line[1:-1])
                     book.dirty = True
+                elif line.startswith("=") and line.endswith("\n") and "\t" in line:
+                    rel, text = line[1:-1].split("\t", 1)
+                    book.open.add(rel)
+                    book.unwritten[rel] = text
+                    book.dirty = True
     except FileNotFoundError:
         pass
     return book
 
 
+def journal_fired(store: FileStore, relpath: str, run_json: str) -> None:
+    """Record a run a pass holds in memory until it dispatches it: if the pass dies first,
+    the next one writes it from here, so the fire is not subject to catch-up again."""
+    _append(store, f"={relpath}\t{run_json}\n")
+
+
 def journal_open(store: FileStore, relpath: str) -> None:
     """Record a run as open before its file exists (appended, so concurrent writers are safe)."""
-    store.book.mkdir(parents=True, exist_ok=True)
+    _append(store, f"+{relpath}\n")
+
+
+def _append(store: FileStore, line: str) -> None:
+    store.makedirs(store.book)
     fd = os.open(store.book / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, f"+{relpath}\n".encode())
+        os.write(fd, line.encode())
     finally:
         os.close(fd)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ from talon.plan import (
     due_fires,
     first_cursor,
     next_attempt,
+    period_for,
     refresh_cursor,
     run_after_upstream,
     run_for_fire,
@@ -51,7 +53,7 @@ from talon.plan import (
 from talon.resources import Grant, allocate
 from talon.runs import OPEN_STATES, Run, State, iso
 from talon.secrets import SecretError, resolve
-from talon.store import CorruptRun, FileStore
+from talon.store import CorruptRun, FileStore, run_id_for
 from talon.triggers import AfterTrigger
 
 PASS_LOCK = "@pass"
@@ -145,7 +147,21 @@ class Pass:
         self.book = bookkeeping.load(self.store)
         self.problems.extend(self.book.problems)
         self.view = PassView(self.store, problems=self.problems)
+        self._write_unwritten()
         return self.steps_on_loaded(self._load_open())
+
+    def _write_unwritten(self) -> None:
+        """Runs a dead pass fired but never wrote (see bookkeeping.journal_fired)."""
+        for rel, text in sorted(self.book.unwritten.items()):
+            path = self.store.root / rel
+            if path.exists() or self.dry_run:
+                continue
+            try:
+                run = Run.from_json(json.loads(text))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if self.store.create(run):
+                self.decide("recover", run, "fired by a pass that died before writing it")
 
     def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
         """The steps on an already loaded book and view (a simulation's later steps reuse them)."""
@@ -160,6 +176,7 @@ class Pass:
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
+            self.book.cursors = {k: v for k, v in self.book.cursors.items() if k in self.spec.jobs}
             open_ids = self._open_ids()
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
             crash_point("pass.before_book")
@@ -244,6 +261,7 @@ class Pass:
         if deferrable and state is State.READY and not self.dry_run:
             if self.store.path_of(first).exists():
                 return None
+            bookkeeping.journal_fired(self.store, self._rel(first), json.dumps(first.to_json()))
             self.pending[first.id] = first
             self.view.note(first)
         elif not self.create(first):
@@ -288,10 +306,10 @@ class Pass:
             self.pending[run.id] = new
         elif self.dry_run:
             new = change(self.view.overlay.get(self._rel(run), run)) or run
-        elif change(self.view.overlay.get(self._rel(run), run)) is None:
+        elif change(known := self.view.overlay.get(self._rel(run), run)) is None:
             # Nothing to change as far as this pass knows: skip the lock and the read. A file
             # changed behind our back is seen by the next pass.
-            new = run
+            new = known
         else:
             try:
                 new = self.store.update(self.store.path_of(run), change, durable=durable)
@@ -489,6 +507,15 @@ class Pass:
             self._apply_end(run, settled, sub)
 
     def _apply_end(self, run: Run, settled: Run, sub: Submission | None) -> None:
+        if self.dry_run:
+            self._settle_end(run, settled, sub)
+            return
+        # The job's lock from the re-read to the final write: a `talon cancel` lands either
+        # before (the run is skipped, nothing follows from it) or after (it finds it ended).
+        with self.store.locked(run.job):
+            self._settle_end(run, settled, sub)
+
+    def _settle_end(self, run: Run, settled: Run, sub: Submission | None) -> None:
         job = self.spec.jobs.get(run.job)
         if not self.dry_run:
             # `talon cancel` marks the run skipped before it stops the process: a run whose
@@ -501,6 +528,8 @@ class Pass:
             if current.state is not State.RUNNING:
                 assert self.view is not None
                 self.view.note(current)
+                if current.state.terminal:
+                    _prune_status(current)
                 return
         markers = self._markers(sub) if sub is not None else (None, [])
         if settled.state is State.SUCCEEDED:
@@ -613,6 +642,15 @@ class Pass:
                 self.create_checked(
                     run, "create", f"{kind} trigger at {iso(fire.at)}{note}", deferrable=True
                 )
+            # A fire whose run exists (made by a pass that died before saving its cursor) was
+            # not missed.
+            dropped = [
+                f
+                for f in dropped
+                if not self.store.run_dir(period_for(job, f.at).key, name)
+                .joinpath(f"{run_id_for(name, f.at)}.json")
+                .exists()
+            ]
             if dropped:
                 self.decisions.append(
                     Decision(

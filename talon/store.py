@@ -129,9 +129,24 @@ _LOCK_FDS: dict[str, int] = {}
 _RESERVED = 64  # offsets below this are for named global locks (`@pass`), never for jobs
 
 
+_HELD: dict[str, int] = {}  # locks this process holds in each lock file
+
+
 def _lock_fd(path: Path) -> int:
+    """The process's descriptor for a lock file; reopened when the file was deleted or
+    replaced (someone cleared state/.talon) and no lock is held in the old one, so every
+    process locks the same file."""
     key = str(path)
     fd = _LOCK_FDS.get(key)
+    if fd is not None and not _HELD.get(key):
+        try:
+            st, cur = os.fstat(fd), os.stat(path)
+            stale = (st.st_dev, st.st_ino) != (cur.st_dev, cur.st_ino)
+        except FileNotFoundError:
+            stale = True
+        if stale:
+            os.close(fd)
+            fd = None
     if fd is None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         _LOCK_FDS[key] = fd
@@ -171,6 +186,7 @@ class _RangeLock:
         while True:
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.offset, os.SEEK_SET)
+                _HELD[str(self.path)] = _HELD.get(str(self.path), 0) + 1
                 break
             except (BlockingIOError, PermissionError):
                 if time.monotonic() > deadline:
@@ -184,7 +200,9 @@ class _RangeLock:
 
         self.depth -= 1
         if self.depth == 0:
-            fcntl.lockf(_lock_fd(self.path), fcntl.LOCK_UN, 1, self.offset, os.SEEK_SET)
+            fd = _LOCK_FDS[str(self.path)]
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, self.offset, os.SEEK_SET)
+            _HELD[str(self.path)] -= 1
 
 
 @dataclass

@@ -146,3 +146,86 @@ def test_latest_keeps_every_on_time_fire(tmp_path: Path, talon: Talon) -> None:
     talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:00Z")
     talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:02:30Z")
     assert sorted(runs(root)) == ["m@20261127T060100Z", "m@20261127T060200Z"]
+
+
+def test_runs_fired_by_a_pass_that_died_mid_dispatch_are_not_lost(tmp_path: Path) -> None:
+    """A pass keeps runs born ready in memory until it dispatches them; killed first, the
+    next pass writes them from the journal even when their fire is no longer on time."""
+    import signal
+    import subprocess
+
+    jobs = "jobs:\n" + "".join(
+        f"  {n}:\n    command: 'true'\n    trigger: '0 6 * * *'\n    catchup: none\n" for n in "ab"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALON_")}
+
+    def talon_cli(*args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+        extra = {"TALON_CRASH_AT": crash} if crash else {}
+        return subprocess.run(
+            [sys.executable, "-m", "talon", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            env=env | extra,
+            check=False,
+        )
+
+    talon_cli("reconcile", "--now", "2026-11-27T05:00:00Z")
+    died = talon_cli("reconcile", "--now", "2026-11-27T06:00:05Z", crash="dispatch.after_intent")
+    assert died.returncode == -signal.SIGKILL
+    later = talon_cli("reconcile", "--wait", "--now", "2026-11-27T06:10:00Z")
+    assert later.returncode == 0, later.stderr
+    assert "missed" not in later.stdout
+    got = runs(root)
+    assert sorted(got) == ["a@20261127T060000Z", "b@20261127T060000Z"]
+    assert all(r["state"] == "succeeded" for r in got.values())
+
+
+def test_a_long_lived_process_follows_a_recreated_lock_file(tmp_path: Path) -> None:
+    """Someone clears state/.talon while a watcher lives: its next lock must be on the new file
+    the other processes use, or two passes could overlap."""
+    import shutil
+    import subprocess
+
+    from talon.store import FileStore
+
+    store = FileStore(tmp_path / "state")
+    store.ensure()
+    with store.locked("@pass"):
+        pass
+    shutil.rmtree(tmp_path / "state" / ".talon")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from talon.store import FileStore; "
+            f"s = FileStore(Path({str(tmp_path / 'state')!r})); s.ensure(); "
+            "cm = s.locked('@pass'); cm.__enter__(); print('held', flush=True); time.sleep(5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError), store.locked("@pass", timeout=0.5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def test_a_removed_job_does_not_keep_the_shortcut_off(tmp_path: Path, talon: Talon) -> None:
+    from datetime import datetime
+
+    from talon.quiet import is_quiet
+
+    jobs = "jobs:\n  keep:\n    command: 'true'\n    trigger: '0 6 * * *'\n  gone:\n    command: 'true'\n    trigger: '0 7 * * *'\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    (root / "schedule/a.yaml").write_text(
+        "jobs:\n  keep:\n    command: 'true'\n    trigger: '0 6 * * *'\n"
+    )
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:30:00Z")
+    assert is_quiet(root, datetime.fromisoformat("2026-11-27T07:30:00+00:00").timestamp())
