@@ -17,7 +17,6 @@ without computing it. When it is missing or damaged it is rebuilt by one full sc
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ from typing import Any
 
 from talon.plan import Cursor
 from talon.runs import OPEN_STATES
-from talon.store import BOOK_DIR, CorruptRun, FileStore
+from talon.store import CorruptRun, FileStore
 
 INDEX = "index.json"
 JOURNAL = "journal"
@@ -162,11 +161,3 @@ def rebuild(store: FileStore) -> Book:
             "next_due": None,
         }
     return book
-
-
-def describe(store: FileStore) -> str:
-    return f"{store.root / BOOK_DIR / INDEX}"
-
-
-def dumps(book: Book) -> str:
-    return json.dumps(sorted(book.open))

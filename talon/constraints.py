@@ -53,12 +53,6 @@ class StateView(Protocol):
 PluginFn = Callable[[Run, Any, StateView, datetime], tuple[str, str]]
 
 
-def run_period(run: Run, tz: ZoneInfo) -> Period:
-    from talon.periods import parse_period_key
-
-    return parse_period_key(run.period["key"], tz)
-
-
 def matching_period(run: Run, dep: AfterDep, upstream: Job, tz: ZoneInfo) -> Period:
     """The upstream period containing this run's period start (or the one before it)."""
     start = datetime.fromisoformat(run.period["start"])

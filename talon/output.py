@@ -24,7 +24,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | N
     for row in [list(headers), *cells]:
         padded = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [row[-1]]
         out.write("  ".join(padded).rstrip() + "\n")
-
-
-def error(command: str, message: str) -> None:
-    sys.stderr.write(f"talon {command}: {message}\n")

@@ -144,11 +144,15 @@ class Pass:
             return self._steps()
 
     def _steps(self) -> list[Decision]:
+        return self.steps_on_loaded(self.load())
+
+    def load(self) -> list[Run]:
+        """The bookkeeping and the open runs, as a pass (or `explain`) sees them."""
         self.book = bookkeeping.load(self.store)
         self.problems.extend(self.book.problems)
         self.view = PassView(self.store, problems=self.problems)
         self._write_unwritten()
-        return self.steps_on_loaded(self._load_open())
+        return self._load_open()
 
     def _write_unwritten(self) -> None:
         """Runs a dead pass fired but never wrote (see bookkeeping.journal_fired)."""

@@ -54,7 +54,3 @@ def substitute(template: str, values: Mapping[str, str], *, quote: bool) -> str:
         return shlex.quote(values[name]) if quote else values[name]
 
     return _PLACEHOLDER.sub(one, template)
-
-
-def names_in(template: str) -> list[str]:
-    return _PLACEHOLDER.findall(template)

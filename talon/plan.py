@@ -7,7 +7,7 @@ shell in `passes.py` turns them into files and processes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -255,7 +255,3 @@ def settle(run: Run, status: Status, now: datetime, timeout_s: float | None) -> 
                 finished=iso(now),
             )
     return None
-
-
-def with_checks(run: Run, checks: Sequence[Mapping[str, Any]]) -> Run:
-    return replace(run, checks=tuple(checks))

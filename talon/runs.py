@@ -63,10 +63,6 @@ def iso(t: datetime | None) -> str | None:
     return t.isoformat(timespec="seconds")
 
 
-def parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 @dataclass(frozen=True)
 class Run:
     """The in-memory run; `extra` keeps fields Talon does not know, so nothing is lost."""

@@ -31,16 +31,12 @@ def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
     if job is None:
         out["now"] = f"job {run.job} is no longer in the schedule"
     elif run.state in (State.BLOCKED, State.READY):
+        from talon.constraints import combine, evaluate
         from talon.passes import Pass
 
         p = Pass(repo.spec, repo.store, now, dry_run=True)
-        from talon import bookkeeping
-        from talon.passes import PassView
-
-        p.book = bookkeeping.load(repo.store)
-        p.view = PassView(repo.store)
-        p._load_open()
-        from talon.constraints import combine, evaluate
+        p.load()
+        assert p.view is not None
 
         checks = evaluate(
             run, job, repo.spec, p.view, now, p.plugins() if job.constraints.plugins else {}

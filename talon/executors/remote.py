@@ -384,8 +384,8 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-class BatchSettings:
-    """The settings every batch-system executor (sge, slurm) reads from its configuration."""
+class RemoteSettings:
+    """The settings every executor that runs the wrapper elsewhere (ssh, sge, slurm) reads."""
 
     def __init__(
         self,
@@ -395,9 +395,30 @@ class BatchSettings:
     ) -> None:
         self.config = config
         self._now = now
-        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
         self.command_timeout = seconds(config.get("command_timeout"), 30)
         self.kill_grace = seconds(config.get("kill_grace"), 10)
+
+
+class BatchSettings(RemoteSettings):
+    """Also what a batch system (sge, slurm) needs: the wrapper script of a run."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(config, now=now)
+        self.accounting_grace = seconds(config.get("accounting_grace"), 60)
+
+    def prepare(self, sub: Submission, kind: str, job_id_var: str) -> tuple[str, str, Path, Path]:
+        """(job name, working directory, run state directory, job script) for a submission."""
+        workdir = str(sub.workdir or Path.cwd())
+        state = run_state_dir(sub, kind)
+        script = write_job_script(
+            sub, state, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var=job_id_var
+        )
+        return job_name(sub.run_id), workdir, state, script
 
 
 def submit_batch(

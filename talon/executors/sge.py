@@ -44,7 +44,6 @@ from talon.executors.remote import (
     read_local_status,
     run_state_dir,
     submit_batch,
-    write_job_script,
 )
 
 _MISSING_SINCE = "sge-missing-since"
@@ -71,12 +70,7 @@ class SgeExecutor(BatchSettings):
     # -- the Executor protocol
 
     def submit(self, sub: Submission) -> Handle:
-        name = job_name(sub.run_id)
-        workdir = str(sub.workdir or Path.cwd())
-        state = run_state_dir(sub, "sge")
-        script = write_job_script(
-            sub, state, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="JOB_ID"
-        )
+        name, workdir, state, script = self.prepare(sub, "sge", "JOB_ID")
         argv = ["qsub", "-terse", "-N", name, "-o", str(sub.log_path), "-j", "y"]
         argv += ["-wd", workdir, "-S", "/bin/sh"]
         options = {**self.config, **sub.config}  # sub.config: placeholders substituted

@@ -26,7 +26,6 @@ code is 143 (SIGTERM), TIMEOUT 124, OUT_OF_MEMORY 137.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission
 from talon.executors.remote import (
@@ -39,7 +38,6 @@ from talon.executors.remote import (
     read_local_status,
     run_state_dir,
     submit_batch,
-    write_job_script,
 )
 
 _MISSING_SINCE = "slurm-missing-since"
@@ -55,12 +53,7 @@ class SlurmExecutor(BatchSettings):
     # -- the Executor protocol
 
     def submit(self, sub: Submission) -> Handle:
-        name = job_name(sub.run_id)
-        workdir = str(sub.workdir or Path.cwd())
-        state = run_state_dir(sub, "slurm")
-        script = write_job_script(
-            sub, state, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var="SLURM_JOB_ID"
-        )
+        name, workdir, state, script = self.prepare(sub, "slurm", "SLURM_JOB_ID")
         argv = ["sbatch", "--parsable", "-J", name, "-o", str(sub.log_path)]
         argv += ["--chdir", workdir]
         options = {**self.config, **sub.config}  # sub.config: placeholders substituted

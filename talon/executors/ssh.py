@@ -45,6 +45,7 @@ from typing import Any
 from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
 from talon.executors.remote import (
     EXIT_NOT_STARTED,
+    RemoteSettings,
     RunStatus,
     Since,
     cancel_script,
@@ -69,7 +70,7 @@ class Unreachable(Exception):
     """The host could not be reached or did not answer in time."""
 
 
-class SshExecutor:
+class SshExecutor(RemoteSettings):
     """Runs each command detached on a host over SSH (see the module docstring)."""
 
     def __init__(
@@ -78,15 +79,12 @@ class SshExecutor:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.config = config
-        self._now = now
+        super().__init__(config, now=now)
         self.port = int(config.get("port", 22))
         self.user = str(config.get("user") or getpass.getuser())
         self.key_file = _path(config.get("key_file"))
         self.known_hosts = _path(config.get("known_hosts"))
         self.connect_timeout = seconds(config.get("connect_timeout"), 10)
-        self.command_timeout = seconds(config.get("command_timeout"), 30)
-        self.kill_grace = seconds(config.get("kill_grace"), 10)
 
     # -- the Executor protocol
 
