@@ -108,7 +108,9 @@ def journal_open(store: FileStore, relpath: str) -> None:
 
 def _append(store: FileStore, line: str) -> None:
     store.makedirs(store.book)
-    fd = os.open(store.book / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    path = store.book / JOURNAL
+    store.deferred(path)  # a pass's journal lines are durable with its next sync
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
     finally:

@@ -135,7 +135,7 @@ class Pass:
         if self.dry_run:
             return self._steps()
         self.store.ensure()
-        with self.store.locked(PASS_LOCK, timeout=300):
+        with self.store.locked(PASS_LOCK, timeout=300), self.store.batched():
             if self.clock is not None:
                 self.now = self.clock()  # the clock is read once the lock is ours
             from talon.quiet import forget
@@ -183,6 +183,8 @@ class Pass:
             self.book.cursors = {k: v for k, v in self.book.cursors.items() if k in self.spec.jobs}
             open_ids = self._open_ids()
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
+            # Every run file durable before the journal that could rebuild them is emptied.
+            self.store.sync()
             crash_point("pass.before_book")
             bookkeeping.save(self.store, self.book)
             self._record_quiet()
@@ -244,10 +246,10 @@ class Pass:
         """Create a new run already in the state its constraints give it (one write, not two),
         and say so; None when another pass created it first.
 
-        `deferrable` (runs of timed triggers, which a later pass would fire again): a run born
-        ready is only written when this pass dispatches it — already running, with its intent —
-        or, if it must wait, at the end of the dispatch step. One durable write per run fewer;
-        a pass that dies first left no file and no cursor, so the next one fires it again.
+        `deferrable` (runs of timed and `after` triggers): a run born ready is journalled with
+        its content and only written when this pass has dispatched it — running, with its
+        handle — or, if it must wait, at the end of the dispatch step. Two file writes per run
+        fewer; a pass that dies first leaves the journal line, and the next one writes the run.
         """
         assert self.view is not None
         job = self.spec.jobs[run.job]
@@ -605,7 +607,11 @@ class Pass:
     def _trigger_dependants(self, upstream: Run) -> None:
         for job in self._dependants(upstream.job):
             run = run_after_upstream(job, upstream, self.now, self.revision())
-            self.create_checked(run, "create", f"{upstream.job} succeeded ({upstream.id})")
+            # Deferrable: journalled with its content, so a pass dying before writing it
+            # leaves it to the next one (which would also create it again from the upstream).
+            self.create_checked(
+                run, "create", f"{upstream.job} succeeded ({upstream.id})", deferrable=True
+            )
 
     def _retry(self, job: Job, failed: Run) -> None:
         assert self.view is not None
@@ -782,6 +788,7 @@ class Pass:
         ]
         per_executor: dict[str, int] = {}
         in_use: dict[str, int] = {}
+        starts: list[_Start] = []
         for r in running:
             name = str((r.executor or {}).get("name", ""))
             per_executor[name] = per_executor.get(name, 0) + 1
@@ -808,10 +815,22 @@ class Pass:
             if isinstance(grants, str):
                 self._wait(run, grants)
                 continue
-            if self._start(run, job, grants):
+            start = self._mark(run, job, grants)
+            if start is not None:
+                starts.append(start)
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
+        if not starts:
+            return
+        if not self.dry_run:
+            # Group commit: every intent (and whatever led to it) durable with one sync, then
+            # the starts. A run refused or failing to start releases nothing the others took:
+            # they were granted against the same counts a sequential pass would have used.
+            self.store.sync()
+            crash_point("dispatch.after_intent")
+        for start in starts:
+            self._submit(start)
 
     def _flush_pending(self) -> None:
         """Write the runs born ready that are still waiting (executor, resources)."""
@@ -831,14 +850,21 @@ class Pass:
         if new.reason != run.reason:
             self.decide("wait", new, reason)
 
-    def _start(self, run: Run, job: Job, grants: Sequence[Grant]) -> bool:
+    def _mark(self, run: Run, job: Job, grants: Sequence[Grant]) -> _Start | None:
+        """Record the intent to start `run` (running, no handle yet); None if it cannot start.
+
+        A run born ready in this pass and not yet written gets no file here: its intent goes
+        to the journal, and the file is created once, with its handle, after the submit (one
+        file write per dispatch instead of two). A pass dying in between leaves the journal
+        line, from which the next pass writes the run and adopts or restarts it.
+        """
         granted = [g.as_json() for g in grants]
         try:
             sub = self.submission(run, job, granted)
             secret_env = resolve(job.secrets, self.spec.config.secrets, self.environ)
         except (PlaceholderError, SecretError) as exc:
             self._fail_ready(run, str(exc))
-            return False
+            return None
         sub = replace(sub, env={**sub.env, **secret_env})
         exec_type = self.spec.config.executors[job.executor].type
         intent = {"at": iso(self.now), "by": f"{socket.gethostname()}:{os.getpid()}"}
@@ -858,24 +884,27 @@ class Pass:
 
         marked = self.write(run, mark)
         if marked.state is not State.RUNNING or marked.dispatch != intent:
-            return False  # cancelled or taken meanwhile
-        if marked.id in self.pending:
-            del self.pending[marked.id]
-            if not self.create(marked):  # the intent, durably, with the run's first write
-                assert self.view is not None
-                self.view.open_by_job.get(marked.job, {}).pop(marked.id, None)
-                return False
+            return None  # cancelled or taken meanwhile
+        unwritten = self.pending.pop(marked.id, None) is not None
+        if unwritten:
+            bookkeeping.journal_fired(self.store, self._rel(marked), json.dumps(marked.to_json()))
+        return _Start(marked, job, grants, sub, intent, unwritten)
+
+    def _submit(self, start: _Start) -> bool:
+        """Start a marked run (its intent already durable) and record its handle."""
+        marked, job, sub = start.marked, start.job, start.sub
         if self.dry_run:
             self.write(marked, _with_handle({"plan": True}))
-            self.decide("dispatch", marked, _dispatch_detail(job, grants))
+            self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
             return True
-        crash_point("dispatch.after_intent")
         self.store.makedirs(sub.log_path.parent)
         self.store.makedirs(sub.status_dir)
         try:
             handle: Handle = self.executor(job.executor).submit(sub)
         except SubmitRefused as refused:
             why = refused.reason
+            if not self._written(start):
+                return False
             if refused.retryable:
                 self.write(
                     marked,
@@ -901,6 +930,8 @@ class Pass:
             return False
         except Exception as exc:  # one broken executor must not stop the pass
             broken = f"could not start: {type(exc).__name__}: {exc}"
+            if not self._written(start):
+                return False
             self.write(
                 marked,
                 lambda r: r.transition(State.FAILED, self.now, broken, finished=iso(self.now)),
@@ -908,24 +939,57 @@ class Pass:
             self.decide("fail", marked, broken)
             return False
         crash_point("dispatch.after_submit")
-        # Not made durable: if a power cut rolls it back, the next pass adopts the run.
-        recorded = self.write(marked, _with_handle(handle), durable=False)
-        if recorded.state is not State.RUNNING or recorded.dispatch != intent:
+        if start.unwritten:
+            recorded = _with_handle(handle)(marked) or marked
+            # Not made durable at once: the journal holds the intent until the pass's last sync.
+            if self.store.create(recorded):
+                assert self.view is not None
+                self.view.note(recorded)
+            else:
+                recorded = replace(marked, dispatch=None)  # someone else's run: not ours to own
+        else:
+            # Not made durable: if a power cut rolls it back, the next pass adopts the run.
+            recorded = self.write(marked, _with_handle(handle), durable=False)
+        if recorded.state is not State.RUNNING or recorded.dispatch != start.intent:
             # Cancelled between our intent and the start: stop what we just started.
             try:
                 self.executor(job.executor).cancel(handle, sub)
             except Exception as exc:  # an unreachable host: say so, the run stays skipped
                 why = f"cancelled while starting; stopping it failed: {exc}"
-                self.problems.append(f"{run.id}: {why}")
+                self.problems.append(f"{marked.id}: {why}")
             return False
-        self.decide("dispatch", marked, _dispatch_detail(job, grants))
+        self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
         return True
+
+    def _written(self, start: _Start) -> bool:
+        """Give a run whose intent is only in the journal its file (before a failure is
+        recorded in it); False when the file exists already and is someone else's."""
+        if not start.unwritten:
+            return True
+        start.unwritten = False
+        if self.create(start.marked):
+            return True
+        assert self.view is not None
+        self.view.open_by_job.get(start.marked.job, {}).pop(start.marked.id, None)
+        return False
 
     def _fail_ready(self, run: Run, reason: str) -> None:
         self.write(
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+@dataclass
+class _Start:
+    """A run marked running (its intent recorded) and about to be submitted."""
+
+    marked: Run
+    job: Job
+    grants: Sequence[Grant]
+    sub: Submission
+    intent: Mapping[str, Any]
+    unwritten: bool  # its intent is in the journal only; the file comes with the handle
 
 
 DEFAULT_LEASE_S = 3600.0

@@ -3,6 +3,11 @@
 Guarantees, and how:
 - A run file is written whole or not at all: temp file in the same directory, fsync, rename,
   fsync of the directory (skipped only for changes a later pass re-derives: see `update`).
+- Group commit: inside `batched()` (a reconcile pass) those fsyncs are deferred, and `sync()`
+  makes every write since durable at once with one syncfs(2). A pass syncs before it starts any
+  job (intent is durable before a dispatch) and before it saves its index and empties the
+  journal, so what a finished pass reports is on disk. One syncfs costs about one fsync here;
+  500 runs' worth of per-file fsyncs cost 250 ms.
 - Every read-modify-write happens under the job's lock (a byte of `locks/runs.lock`), and
   re-reads the file inside the lock, so a `talon progress` from a job and a reconcile pass
   never overwrite each other's changes.
@@ -62,6 +67,41 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_SYNCFS: list[Callable[[int], int] | None] = []
+
+
+def _syncfs(directory: Path) -> bool:
+    """syncfs(2) on the filesystem holding `directory`: every dirty file on it durable in one
+    call. False where there is none (not Linux, no libc symbol) or it failed: callers fall back
+    to one fsync per file."""
+    if not _SYNCFS:
+        try:
+            import ctypes
+
+            _SYNCFS.append(ctypes.CDLL(None, use_errno=True).syncfs)
+        except (OSError, AttributeError, ImportError):
+            _SYNCFS.append(None)
+    fn = _SYNCFS[0]
+    if fn is None:
+        return False
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        return fn(fd) == 0
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, text: str, *, durable: bool = True, durable_dir: bool = True) -> None:
     """Replace `path` with `text` whole: temp file, fsync, rename, fsync of the directory."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -77,7 +117,7 @@ def write_atomic(path: Path, text: str, *, durable: bool = True, durable_dir: bo
         _fsync_dir(path.parent)
 
 
-def create_exclusive(path: Path, text: str) -> bool:
+def create_exclusive(path: Path, text: str, *, durable: bool = True) -> bool:
     """Create `path` with `text` only if it does not exist; False when someone else has.
 
     The temp file is linked into place, which fails if the name exists: the file is never
@@ -87,7 +127,8 @@ def create_exclusive(path: Path, text: str) -> bool:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     try:
@@ -96,7 +137,8 @@ def create_exclusive(path: Path, text: str) -> bool:
         return False
     finally:
         os.unlink(tmp)
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return True
 
 
@@ -216,6 +258,46 @@ class FileStore:
     # renames a new inode into place, so a changed file never matches.
     _cache: dict[Path, tuple[tuple[int, int, int], Run]] = field(default_factory=dict, repr=False)
     _dirs: set[Path] = field(default_factory=set, repr=False)  # known to exist
+    # Inside `batched()`: files written since the last `sync()`, not yet durable. None outside.
+    _unsynced: list[Path] | None = field(default=None, repr=False)
+
+    # --- group commit --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Defer the fsyncs of durable writes until `sync()` (and at the end, in any case)."""
+        if self._unsynced is not None:
+            yield
+            return
+        self._unsynced = []
+        try:
+            yield
+        finally:
+            try:
+                self.sync()
+            finally:
+                self._unsynced = None
+
+    def deferred(self, path: Path) -> bool:
+        """Whether a durable write of `path` may skip its fsyncs (noted for the next sync)."""
+        if self._unsynced is None:
+            return False
+        self._unsynced.append(path)
+        return True
+
+    def sync(self) -> None:
+        """Make every write since the last sync durable: one syncfs(2), else an fsync of each
+        file and its directory."""
+        written = self._unsynced
+        if not written:
+            return
+        self._unsynced = []
+        if _syncfs(self.root):
+            return
+        for path in dict.fromkeys(written):
+            _fsync_path(path)
+        for directory in dict.fromkeys(p.parent for p in written):
+            _fsync_path(directory)
 
     def makedirs(self, directory: Path) -> None:
         """mkdir -p, once per directory per process (a failing mkdir is not free)."""
@@ -379,7 +461,8 @@ class FileStore:
         """Create a run file exclusively; False if a run with that id exists already."""
         directory = self.run_dir(run.period_key, run.job)
         self.makedirs(directory)
-        return create_exclusive(self.path_of(run), dumps(run))
+        path = directory / f"{run.id}{RUN_SUFFIX}"
+        return create_exclusive(path, dumps(run), durable=not self.deferred(path))
 
     def update(
         self, path: Path, change: Callable[[Run], Run | None], *, durable: bool = True
@@ -396,7 +479,10 @@ class FileStore:
             new = change(current)
             if new is None or new == current:
                 return current
-            write_atomic(path, dumps(new), durable_dir=durable)
+            if durable and self.deferred(path):
+                write_atomic(path, dumps(new), durable=False)
+            else:
+                write_atomic(path, dumps(new), durable_dir=durable)
             return new
 
     # --- bookkeeping -------------------------------------------------------------------------
