@@ -191,6 +191,8 @@ class Pass:
         return self.decisions
 
     def _record_quiet(self) -> None:
+        if self.book.open:
+            return  # not quiet: `forget` at the start of the pass already said so
         from talon.quiet import record
 
         dues = [c.get("next_due") for c in self.book.cursors.values()]
@@ -596,12 +598,7 @@ class Pass:
 
     def _dependants(self, upstream: str) -> list[Job]:
         if self._after_index is None:
-            index: dict[str, list[Job]] = {}
-            for job in self.spec.jobs.values():
-                for t in job.triggers:
-                    if isinstance(t, AfterTrigger):
-                        index.setdefault(t.job, []).append(job)
-            self._after_index = index
+            self._after_index = _after_index(self.spec)
         return self._after_index.get(upstream, [])
 
     def _trigger_dependants(self, upstream: Run) -> None:
@@ -993,6 +990,23 @@ class _Start:
 
 
 DEFAULT_LEASE_S = 3600.0
+
+
+_AFTER_INDEX: list[tuple[Spec, dict[str, list[Job]]]] = []
+
+
+def _after_index(spec: Spec) -> dict[str, list[Job]]:
+    """Jobs by the job whose success triggers them; kept for the last spec seen, so the passes
+    of one `reconcile --wait` or `watch` build it once, not once per pass."""
+    if _AFTER_INDEX and _AFTER_INDEX[0][0] is spec:
+        return _AFTER_INDEX[0][1]
+    index: dict[str, list[Job]] = {}
+    for job in spec.jobs.values():
+        for t in job.triggers:
+            if isinstance(t, AfterTrigger):
+                index.setdefault(t.job, []).append(job)
+    _AFTER_INDEX[:] = [(spec, index)]
+    return index
 
 
 def _lease_s(config: Mapping[str, Any], timeout_s: float | None) -> float:

@@ -212,19 +212,27 @@ def _check_types(data: Mapping[str, Any]) -> None:
         raise ValueError(f"field 'state' is {json.dumps(data['state'])}, not one of {allowed}")
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_KEY_PREFIX: dict[str, str] = {}
+
+
 def dumps(run: Run) -> str:
     """The file text: one top-level field a line in a stable order, each list item on a line
     of its own, objects kept on one line; UTF-8, trailing newline.
 
-    Built from json.dumps of each value rather than json.dumps(indent=...), which falls back
-    to the pure-Python encoder and costs more than the fsync on the hot path.
+    Built from one encoder's encode of each value rather than json.dumps(indent=...), which
+    falls back to the pure-Python encoder, or json.dumps(ensure_ascii=False), which builds a
+    new encoder per call: either costs more than the file write on the hot path.
     """
+    encode = _ENCODE
     lines = []
     for key, value in run.to_json().items():
-        name = json.dumps(key)
+        prefix = _KEY_PREFIX.get(key)
+        if prefix is None:
+            prefix = _KEY_PREFIX.setdefault(key, f"  {encode(key)}: ")
         if isinstance(value, list) and value:
-            items = ",\n".join(f"    {json.dumps(v, ensure_ascii=False)}" for v in value)
-            lines.append(f"  {name}: [\n{items}\n  ]")
+            items = ",\n    ".join([encode(v) for v in value])
+            lines.append(f"{prefix}[\n    {items}\n  ]")
         else:
-            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}")
+            lines.append(prefix + encode(value))
     return "{\n" + ",\n".join(lines) + "\n}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -48,12 +49,41 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def _wait_for_change(proc_dir: Path, limit: float) -> None:
-    """Sleep up to `limit` seconds, less if a local run's status file appears."""
+def _wake_on_child_exit() -> int | None:
+    """A descriptor that becomes readable when a child of this process exits (SIGCHLD through
+    `signal.set_wakeup_fd`): the wrappers this pass started are our children, so `--wait`
+    hears each run end at once instead of at its next look. None where signals cannot be
+    set (not the main thread)."""
+    import signal
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    try:
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:
+        os.close(r)
+        os.close(w)
+        return None
+    return r
+
+
+def _wait_for_change(proc_dir: Path, limit: float, wake: int | None) -> None:
+    """Sleep up to `limit` seconds, less if a child exits or a local run's status file appears
+    (a run started by another process is not our child: its wrapper's status file changes the
+    directory's mtime)."""
+    import select
+
     before = _mtime(proc_dir)
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        time.sleep(0.001)
+        if wake is None:
+            time.sleep(0.001)
+        elif select.select([wake], [], [], 0.001)[0]:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake, 4096)
+            return
         if _mtime(proc_dir) != before:
             return
 
@@ -80,6 +110,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     all_decisions: list[Decision] = []
     failed_any = False
     delay = 0.002
+    wake = _wake_on_child_exit() if args.wait else None
 
     def clock() -> datetime:
         if fixed_now is not None:
@@ -101,7 +132,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         # ending writes its status file into state/.talon/proc, which changes that directory:
         # watching its mtime wakes us within a millisecond, without a pass per millisecond.
         delay = 0.002 if decisions else min(delay * 2, 0.5)
-        _wait_for_change(repo.store.book / "proc", delay)
+        _wait_for_change(repo.store.book / "proc", delay, wake)
     if args.json:
         emit_json([d.as_json() for d in all_decisions])
     return EXIT_FAILED if args.wait and failed_any else EXIT_OK
