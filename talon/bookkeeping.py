@@ -122,9 +122,9 @@ def save(store: FileStore, book: Book) -> None:
     data = {
         "version": 1,
         "open": sorted(book.open),
-        "cursors": book.cursors,
-        "checked": book.checked,
-        "durations": book.durations,
+        "cursors": dict(book.cursors),
+        "checked": dict(book.checked),
+        "durations": dict(book.durations),
     }
     store.save_book(INDEX, data)
     with contextlib.suppress(FileNotFoundError):

@@ -102,44 +102,55 @@ def _syncfs(directory: Path) -> bool:
         os.close(fd)
 
 
-def write_atomic(path: Path, text: str, *, durable: bool = True, durable_dir: bool = True) -> None:
-    """Replace `path` with `text` whole: temp file, fsync, rename, fsync of the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+Identity = tuple[int, int, int]  # (mtime_ns, size, inode): a file version, for read caches
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _write_temp(path: Path, text: str, durable: bool) -> tuple[str, Identity]:
+    tmp = f"{path.parent}/.{path.name}.tmp-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         os.write(fd, text.encode("utf-8"))
         if durable:
             os.fsync(fd)
+        # What a later stat of the renamed or linked file says (neither changes mtime).
+        return tmp, _identity(os.fstat(fd))
     finally:
         os.close(fd)
+
+
+def write_atomic(
+    path: Path, text: str, *, durable: bool = True, durable_dir: bool = True
+) -> Identity:
+    """Replace `path` with `text` whole: temp file, fsync, rename, fsync of the directory.
+    Returns the new file's identity."""
+    tmp, ident = _write_temp(path, text, durable)
     os.replace(tmp, path)
     if durable and durable_dir:
         _fsync_dir(path.parent)
+    return ident
 
 
-def create_exclusive(path: Path, text: str, *, durable: bool = True) -> bool:
-    """Create `path` with `text` only if it does not exist; False when someone else has.
+def create_exclusive(path: Path, text: str, *, durable: bool = True) -> Identity | None:
+    """Create `path` with `text` only if it does not exist; None when someone else has, else
+    the new file's identity.
 
     The temp file is linked into place, which fails if the name exists: the file is never
     visible half-written, and exactly one of several racing creators wins.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    tmp, ident = _write_temp(path, text, durable)
     try:
         os.link(tmp, path)
     except FileExistsError:
-        return False
+        return None
     finally:
         os.unlink(tmp)
     if durable:
         _fsync_dir(path.parent)
-    return True
+    return ident
 
 
 def open_store(config: Config) -> FileStore:
@@ -256,7 +267,9 @@ class FileStore:
     _locks: dict[str, Any] = field(default_factory=dict, repr=False)
     # Parsed runs by path, valid while the file's (mtime, size, inode) is unchanged: every write
     # renames a new inode into place, so a changed file never matches.
-    _cache: dict[Path, tuple[tuple[int, int, int], Run]] = field(default_factory=dict, repr=False)
+    _cache: dict[Path, tuple[Identity, Run]] = field(default_factory=dict, repr=False)
+    _run_dirs: dict[tuple[str, str], Path] = field(default_factory=dict, repr=False)
+    _books: dict[str, tuple[Identity, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _dirs: set[Path] = field(default_factory=set, repr=False)  # known to exist
     # Inside `batched()`: files written since the last `sync()`, not yet durable. None outside.
     _unsynced: list[Path] | None = field(default=None, repr=False)
@@ -315,7 +328,11 @@ class FileStore:
     # --- paths -------------------------------------------------------------------------------
 
     def run_dir(self, period_key: str, job: str) -> Path:
-        return self.root / period_key / job
+        key = (period_key, job)
+        found = self._run_dirs.get(key)
+        if found is None:
+            found = self._run_dirs[key] = self.root / period_key / job
+        return found
 
     def run_path(self, period_key: str, job: str, run_id: str) -> Path:
         return self.run_dir(period_key, job) / f"{run_id}{RUN_SUFFIX}"
@@ -359,8 +376,7 @@ class FileStore:
 
     def read(self, path: Path) -> Run:
         """One run; a damaged file is moved aside and raised as CorruptRun."""
-        st = os.stat(path)
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        key = _identity(os.stat(path))
         hit = self._cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -462,7 +478,11 @@ class FileStore:
         directory = self.run_dir(run.period_key, run.job)
         self.makedirs(directory)
         path = directory / f"{run.id}{RUN_SUFFIX}"
-        return create_exclusive(path, dumps(run), durable=not self.deferred(path))
+        ident = create_exclusive(path, dumps(run), durable=not self.deferred(path))
+        if ident is None:
+            return False
+        self._cache[path] = (ident, run)  # what we wrote is what the next read would parse
+        return True
 
     def update(
         self, path: Path, change: Callable[[Run], Run | None], *, durable: bool = True
@@ -480,26 +500,37 @@ class FileStore:
             if new is None or new == current:
                 return current
             if durable and self.deferred(path):
-                write_atomic(path, dumps(new), durable=False)
+                ident = write_atomic(path, dumps(new), durable=False)
             else:
-                write_atomic(path, dumps(new), durable_dir=durable)
+                ident = write_atomic(path, dumps(new), durable_dir=durable)
+            self._cache[path] = (ident, new)
             return new
 
     # --- bookkeeping -------------------------------------------------------------------------
 
     def load_book(self, name: str) -> dict[str, Any] | None:
         """A bookkeeping JSON file (index, cursors); None when missing or damaged (rebuilt)."""
+        path = self.book / name
         try:
-            data = json.loads((self.book / name).read_text("utf-8"))
+            ident = _identity(os.stat(path))
+            hit = self._books.get(name)
+            if hit is not None and hit[0] == ident:
+                return hit[1]  # the passes of one process: what the last one saved
+            data = json.loads(path.read_bytes())
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        self._books[name] = (ident, data)
+        return data
 
     def save_book(self, name: str, data: dict[str, Any]) -> None:
+        """Callers hand over `data`: it is kept as the parsed file for the next load."""
         self.makedirs(self.book)
         # Not fsynced: a power cut that tears or empties it costs one full scan, which rebuilds
         # the open runs and each job's cursor from the run files (bookkeeping.rebuild).
-        write_atomic(self.book / name, json.dumps(data, separators=(",", ":")), durable=False)
+        text = json.dumps(data, separators=(",", ":"))
+        self._books[name] = (write_atomic(self.book / name, text, durable=False), data)
 
 
 STORES: dict[str, Callable[[Path, str], FileStore]] = {"files": FileStore}

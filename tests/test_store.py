@@ -54,7 +54,7 @@ def test_create_is_exclusive(tmp_path: Path) -> None:
 
 
 def _racer(path: str, n: int, q: multiprocessing.Queue[bool]) -> None:
-    q.put(create_exclusive(Path(path), f"writer {n}\n"))
+    q.put(create_exclusive(Path(path), f"writer {n}\n") is not None)
 
 
 def test_exclusive_creation_across_processes(tmp_path: Path) -> None:

@@ -285,10 +285,9 @@ class LocalExecutor:
         """Collect the wrapper if this process started it, so it does not linger as a zombie."""
         if h.pid is None:
             return
+        # No identity check needed: a child's pid cannot be reused until it is reaped, so if
+        # `pid` is our child it is the wrapper; if not, waitpid says so (ChildProcessError).
         for _ in range(100):
-            proc = self._identify(h)
-            if proc is None or proc.ppid != os.getpid():
-                return
             try:
                 done, _status = os.waitpid(h.pid, os.WNOHANG)
             except ChildProcessError:
