@@ -120,12 +120,13 @@ def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
                 )
             )
         else:
+            # Named by its run, not its state: the upstream going from ready to running is
+            # not a change of this run's reason, so it is not rewritten (nor its history).
             out.append(
                 Check(
                     name,
                     Verdict.BLOCK,
-                    f"waiting for {dep.job} to succeed in {period.key} "
-                    f"(it is {latest.state.value})",
+                    f"waiting for {dep.job} to succeed in {period.key} ({latest.id})",
                 )
             )
     return out

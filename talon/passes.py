@@ -128,6 +128,8 @@ class Pass:
 
     # Runs born ready in this pass and not yet written (see create_checked).
     pending: dict[str, Run] = field(default_factory=dict)
+    # Changes decided and not yet written: run id -> (the run as changed, the changes).
+    held: dict[str, tuple[Run, list[Callable[[Run], Run | None]]]] = field(default_factory=dict)
 
     # --- the pass ----------------------------------------------------------------------------
 
@@ -176,6 +178,7 @@ class Pass:
         self.fire()
         self.check()
         self.dispatch()
+        self._write_held()
         self._flush_pending()
         if not self.dry_run:
             assert self.view is not None
@@ -224,7 +227,7 @@ class Pass:
         assert self.view is not None
         out = []
         for rel in sorted(self.book.open):
-            path = self.store.root / rel
+            path = self.store.path_at(rel)
             try:
                 run = self.store.read(path)
             except FileNotFoundError:
@@ -306,28 +309,55 @@ class Pass:
         self.changed_jobs.add(run.job)
         return True
 
-    def write(self, run: Run, change: Callable[[Run], Run | None], *, durable: bool = True) -> Run:
-        """Apply `change` to the current file (re-read under the job's lock)."""
+    def write(
+        self,
+        run: Run,
+        change: Callable[[Run], Run | None],
+        *,
+        durable: bool = True,
+        hold: bool = False,
+    ) -> Run:
+        """Apply `change` to the current file (re-read under the job's lock).
+
+        `hold`: decide now, write later. A run `check` finds ready is usually started by
+        `dispatch` a moment later; holding the change lets one write record both (the held
+        changes are replayed on the file as it then is, under its lock, so a cancel in between
+        still wins). What is still held after the dispatch step is written then.
+        """
         assert self.view is not None
+        held = self.held.pop(run.id, None)
         if run.id in self.pending:
             new = change(self.pending[run.id]) or self.pending[run.id]
             self.pending[run.id] = new
         elif self.dry_run:
             new = change(self.view.overlay.get(self._rel(run), run)) or run
-        elif change(known := self.view.overlay.get(self._rel(run), run)) is None:
+        elif held is None and change(known := self.view.overlay.get(self._rel(run), run)) is None:
             # Nothing to change as far as this pass knows: skip the lock and the read. A file
             # changed behind our back is seen by the next pass.
             new = known
         else:
-            try:
-                new = self.store.update(self.store.path_of(run), change, durable=durable)
-            except CorruptRun as exc:
-                self.problems.append(str(exc))
-                return run
+            changes = [*held[1], change] if held is not None else [change]
+            if hold:
+                base = held[0] if held is not None else self.view.overlay.get(self._rel(run), run)
+                new = change(base) or base
+                self.held[run.id] = (new, changes)
+            else:
+                try:
+                    new = self.store.update(
+                        self.store.path_of(run), _replay(changes), durable=durable
+                    )
+                except CorruptRun as exc:
+                    self.problems.append(str(exc))
+                    return run
         if new.state is not run.state:
             self.changed_jobs.add(run.job)
         self.view.note(new)
         return new
+
+    def _write_held(self) -> None:
+        for run_id in list(self.held):
+            run = self.held[run_id][0]
+            self.write(run, lambda _current: None)
 
     # --- executors ---------------------------------------------------------------------------
 
@@ -698,9 +728,29 @@ class Pass:
 
     def check(self) -> None:
         assert self.view is not None
-        for by_job in list(self.view.open_by_job.values()):
-            for run in sorted(by_job.values(), key=lambda r: (r.created, r.id)):
-                if run.state in (State.BLOCKED, State.READY):
+        now_ts = self.now.timestamp()
+        checked = self.book.checked
+        for name, by_job in list(self.view.open_by_job.items()):
+            job = self.spec.jobs.get(name)
+            # Most blocked runs wait for jobs that did not change in this pass and were
+            # checked within their poll interval: skip those on a dict lookup (the same test
+            # as check_one's, hoisted out of the per-run loop: hundreds of runs wait at once).
+            quiet = (
+                job is not None
+                and not job.constraints.start_by
+                and self.changed_jobs.isdisjoint(_unblockers(job))
+            )
+            runs = list(by_job.values())
+            if len(runs) > 1:
+                runs.sort(key=lambda r: (r.created, r.id))
+            for run in runs:
+                if run.state is State.BLOCKED:
+                    if quiet and job is not None:
+                        last = checked.get(run.id)
+                        if last is not None and now_ts - last < job.poll_s:
+                            continue
+                    self.check_one(run)
+                elif run.state is State.READY:
                     self.check_one(run)
 
     def check_one(self, run: Run, dispatched: int = 0) -> Run:
@@ -711,18 +761,14 @@ class Pass:
                 run,
                 [Check("schedule", Verdict.CANCEL, f"job {run.job} is no longer in the schedule")],
             )
-        last = self.book.checked.get(run.id)
-        recent = last is not None and self.now.timestamp() - last < job.poll_s
-        deps = {d.job for d in job.constraints.after}
-        if job.constraints.max_running is not None or job.constraints.once_per_period:
-            deps.add(job.name)  # a sibling finishing can unblock it
-        if (
-            run.state is State.BLOCKED
-            and recent
-            and not (deps & self.changed_jobs)
-            and not job.constraints.start_by
-        ):
-            return run
+        if run.state is State.BLOCKED and not job.constraints.start_by:
+            last = self.book.checked.get(run.id)
+            if (
+                last is not None
+                and self.now.timestamp() - last < job.poll_s
+                and self.changed_jobs.isdisjoint(_unblockers(job))
+            ):
+                return run  # checked lately, and nothing it waits for has changed since
         plugins = self.plugins() if job.constraints.plugins else {}
         checks = evaluate(run, job, self.spec, self.view, self.now, plugins, dispatched)
         if not self.dry_run:
@@ -751,7 +797,7 @@ class Pass:
             return current.transition(state, self.now, reason, **extra)
 
         before = run.state
-        new = self.write(run, change)
+        new = self.write(run, change, hold=state is State.READY)
         if new.state is not before or (new.state is State.BLOCKED and new.reason != run.reason):
             action = {
                 State.READY: "ready",
@@ -818,6 +864,7 @@ class Pass:
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
+        self._write_held()  # ready runs not started now: waiting for an executor or resources
         if not starts:
             return
         if not self.dry_run:
@@ -992,7 +1039,34 @@ class _Start:
 DEFAULT_LEASE_S = 3600.0
 
 
+def _replay(changes: Sequence[Callable[[Run], Run | None]]) -> Callable[[Run], Run | None]:
+    """One change made of several, applied in turn to the file's current run."""
+
+    def change(current: Run) -> Run | None:
+        out: Run | None = None
+        for step in changes:
+            out = step(out or current) or out
+        return out
+
+    return change
+
+
 _AFTER_INDEX: list[tuple[Spec, dict[str, list[Job]]]] = []
+
+
+_UNBLOCKERS: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _unblockers(job: Job) -> frozenset[str]:
+    """The jobs whose runs changing can unblock a blocked run of `job` (by definition hash)."""
+    key = (job.name, job.hash)
+    found = _UNBLOCKERS.get(key)
+    if found is None:
+        deps = {d.job for d in job.constraints.after}
+        if job.constraints.max_running is not None or job.constraints.once_per_period:
+            deps.add(job.name)  # a sibling finishing can unblock it
+        found = _UNBLOCKERS[key] = frozenset(deps)
+    return found
 
 
 def _after_index(spec: Spec) -> dict[str, list[Job]]:

@@ -27,6 +27,7 @@ docs/concurrency.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -269,6 +270,7 @@ class FileStore:
     # renames a new inode into place, so a changed file never matches.
     _cache: dict[Path, tuple[Identity, Run]] = field(default_factory=dict, repr=False)
     _run_dirs: dict[tuple[str, str], Path] = field(default_factory=dict, repr=False)
+    _rel_paths: dict[str, Path] = field(default_factory=dict, repr=False)
     _books: dict[str, tuple[Identity, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _dirs: set[Path] = field(default_factory=set, repr=False)  # known to exist
     # Inside `batched()`: files written since the last `sync()`, not yet durable. None outside.
@@ -318,7 +320,7 @@ class FileStore:
             directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
             self._dirs.add(directory)
 
-    @property
+    @functools.cached_property
     def book(self) -> Path:
         return self.root / BOOK_DIR
 
@@ -326,6 +328,13 @@ class FileStore:
         self.makedirs(self.book / "locks")
 
     # --- paths -------------------------------------------------------------------------------
+
+    def path_at(self, rel: str) -> Path:
+        """The path of a file given relative to the state directory (cached: Path() is slow)."""
+        found = self._rel_paths.get(rel)
+        if found is None:
+            found = self._rel_paths[rel] = self.root / rel
+        return found
 
     def run_dir(self, period_key: str, job: str) -> Path:
         key = (period_key, job)
