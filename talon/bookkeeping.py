@@ -12,11 +12,25 @@ without computing it. When it is missing or damaged it is rebuilt by one full sc
 - `checked`: when each blocked run's constraints were last checked (poll intervals), kept out
   of the run files so that `git diff state/` shows decisions, not heartbeats.
 - `durations`: the last successful durations of each job, for duration-based progress.
+
+Files:
+
+- `index.json`: the book as of the last checkpoint.
+- `index.log`: what passes changed since, one line per change, appended under the pass lock
+  (`+rel`/`-rel` open or closed, `c`/`k`/`d` a cursor, check time or durations set, `=rel<TAB>run`
+  a run held in memory, not yet written). A pass appends its changes in one write instead of
+  rewriting the whole index (which costs a JSON dump of every job's cursor); past
+  `CHECKPOINT_BYTES` the index is rewritten and the log emptied, after a sync.
+- `journal`: `+rel` lines from creators outside passes (trigger, backfill, retry), which
+  `talon watch` also listens to. A pass folds them in and empties it (after a sync).
+
+A process remembers what it last saved, so the passes of one `reconcile --wait` or `watch` read
+neither file again while nobody else wrote them.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +41,20 @@ from talon.runs import OPEN_STATES
 from talon.store import CorruptRun, FileStore
 
 INDEX = "index.json"
+INDEX_LOG = "index.log"
 JOURNAL = "journal"
 KEEP_DURATIONS = 20
+CHECKPOINT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The book as the files say it (after a load or a save); never mutated."""
+
+    open: frozenset[str]
+    cursors: dict[str, dict[str, Any]]
+    checked: dict[str, float]
+    durations: dict[str, list[float]]
 
 
 @dataclass
@@ -41,6 +67,8 @@ class Book:
     problems: list[str] = field(default_factory=list)  # damaged files met while rebuilding
     # Runs a pass fired but had not written when it died: relpath -> the run's JSON text.
     unwritten: dict[str, str] = field(default_factory=dict)
+    base: _Snapshot | None = None  # what the files held at load; None: rebuilt
+    journal_lines: int = 0  # creator lines folded in, to be emptied from the journal
 
     def cursor(self, job: str) -> Cursor | None:
         raw = self.cursors.get(job)
@@ -66,59 +94,180 @@ class Book:
         self.durations[job] = [*self.durations.get(job, []), round(seconds, 3)][-KEEP_DURATIONS:]
         self.dirty = True
 
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(
+            frozenset(self.open), dict(self.cursors), dict(self.checked), dict(self.durations)
+        )
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """What this process last saved: valid while the index and the log are as it left them."""
+
+    index: tuple[int, int, int] | None  # index.json's identity
+    log: tuple[int, int]  # index.log's (device, inode)
+    log_size: int
+    book: _Snapshot
+
+
+_SAVED: dict[str, _Saved] = {}
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
 
 def load(store: FileStore) -> Book:
-    """The book, with journal entries folded in; rebuilt by a full scan when missing."""
-    data = store.load_book(INDEX)
-    if data is None:
-        book = rebuild(store)
-    else:
-        book = Book(
-            open=set(data.get("open", [])),
-            cursors=dict(data.get("cursors", {})),
-            checked=dict(data.get("checked", {})),
-            durations=dict(data.get("durations", {})),
-        )
-    try:
-        with open(store.book / JOURNAL, encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("+") and line.endswith("\n"):
-                    book.open.add(line[1:-1])
-                    book.dirty = True
-                elif line.startswith("=") and line.endswith("\n") and "\t" in line:
-                    rel, text = line[1:-1].split("\t", 1)
-                    book.open.add(rel)
-                    book.unwritten[rel] = text
-                    book.dirty = True
-    except FileNotFoundError:
-        pass
+    """The book: the index, the changes logged since, and creators' journal lines."""
+    book_dir = str(store.book)
+    log_path = f"{book_dir}/{INDEX_LOG}"
+    saved = _SAVED.get(book_dir)
+    book: Book | None = None
+    offset = 0
+    if saved is not None and saved.index == _identity(f"{book_dir}/{INDEX}"):
+        try:
+            st = os.stat(log_path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == saved.log and st.st_size >= saved.log_size:
+            # What this process saved last, plus whatever others appended since.
+            snap = saved.book
+            book = Book(set(snap.open), dict(snap.cursors), dict(snap.checked))
+            book.durations = dict(snap.durations)
+            book.base = snap
+            offset = saved.log_size
+    rebuilt = False
+    if book is None:
+        data = store.load_book(INDEX)
+        if data is None:
+            book, rebuilt = rebuild(store), True
+        else:
+            book = Book(
+                open=set(data.get("open", [])),
+                cursors=dict(data.get("cursors", {})),
+                checked=dict(data.get("checked", {})),
+                durations=dict(data.get("durations", {})),
+            )
+    if _replay(book, log_path, offset) or book.base is None:
+        book.base = None if rebuilt else book.snapshot()  # rebuilt: the next save checkpoints
+    book.journal_lines = _replay(book, f"{book_dir}/{JOURNAL}", 0)
+    if book.journal_lines:
+        book.dirty = True
     return book
+
+
+def _replay(book: Book, path: str, offset: int) -> int:
+    """Apply the lines of a log from `offset`; returns how many there were."""
+    try:
+        with open(path, "rb") as fh:
+            if offset:
+                fh.seek(offset)
+            raw = fh.read()
+    except FileNotFoundError:
+        return 0
+    n = 0
+    for line in raw.decode("utf-8", "replace").split("\n")[:-1]:  # a torn last line: ignored
+        n += 1
+        kind, rest = line[:1], line[1:]
+        try:
+            if kind == "+":
+                book.open.add(rest)
+            elif kind == "-":
+                book.open.discard(rest)
+            elif kind == "=":
+                rel, text = rest.split("\t", 1)
+                book.open.add(rel)
+                book.unwritten[rel] = text
+            elif kind in ("c", "k", "d"):
+                key, text = rest.split("\t", 1)
+                target: dict[str, Any]
+                if kind == "c":
+                    target = book.cursors
+                elif kind == "k":
+                    target = book.checked
+                else:
+                    target = book.durations
+                if text:
+                    target[key] = json.loads(text)
+                else:
+                    target.pop(key, None)
+        except ValueError:
+            continue  # a damaged line: the pass re-derives what it said
+    return n
 
 
 def journal_fired(store: FileStore, relpath: str, run_json: str) -> None:
     """Record a run a pass holds in memory until it dispatches it: if the pass dies first,
     the next one writes it from here, so the fire is not subject to catch-up again."""
-    _append(store, f"={relpath}\t{run_json}\n")
+    _append(store, INDEX_LOG, f"={relpath}\t{run_json}\n")
+
+
+def pass_opened(store: FileStore, relpath: str) -> None:
+    """A pass records a run as open before its file exists."""
+    _append(store, INDEX_LOG, f"+{relpath}\n")
 
 
 def journal_open(store: FileStore, relpath: str) -> None:
-    """Record a run as open before its file exists (appended, so concurrent writers are safe)."""
-    _append(store, f"+{relpath}\n")
+    """A creator outside a pass records a run as open before its file exists (appended, so
+    concurrent writers are safe; `talon watch` listens for it)."""
+    _append(store, JOURNAL, f"+{relpath}\n")
 
 
-def _append(store: FileStore, line: str) -> None:
+def _append(store: FileStore, name: str, text: str) -> int:
+    """Append whole lines in one write; returns the file's size after it."""
     store.makedirs(store.book)
-    path = store.book / JOURNAL
-    store.deferred(path)  # a pass's journal lines are durable with its next sync
+    path = store.book / name
+    store.deferred(path)  # a pass's lines are durable with its next sync
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, text.encode())
+        return os.fstat(fd).st_size
     finally:
         os.close(fd)
 
 
-def save(store: FileStore, book: Book) -> None:
-    """Write the index and empty the journal; callers hold the pass lock."""
+def _changes(base: _Snapshot, book: Book) -> list[str]:
+    out = [f"+{rel}\n" for rel in sorted(book.open - base.open)]
+    out += [f"-{rel}\n" for rel in sorted(base.open - book.open)]
+    for kind, old, new in (
+        ("c", base.cursors, book.cursors),
+        ("k", base.checked, book.checked),
+        ("d", base.durations, book.durations),
+    ):
+        for key, value in new.items():
+            if old.get(key) != value:
+                out.append(f"{kind}{key}\t{json.dumps(value, separators=(',', ':'))}\n")
+        out += [f"{kind}{key}\t\n" for key in old.keys() - new.keys()]
+    return out
+
+
+def save(store: FileStore, book: Book, *, checkpoint: bool = False) -> None:
+    """Record the book; callers hold the pass lock. Appends the changes to the log, or
+    rewrites the index (a checkpoint) when asked, after a rebuild, or when the log is long."""
+    book_dir = str(store.book)
+    log_path = f"{book_dir}/{INDEX_LOG}"
+    lines = _changes(book.base, book) if book.base is not None else None
+    size = _log_size(log_path)
+    text = "".join(lines) if lines is not None else ""
+    if lines is None or checkpoint or size + len(text) > CHECKPOINT_BYTES:
+        _checkpoint(store, book)
+    else:
+        if text:
+            size = _append(store, INDEX_LOG, text)
+        if book.journal_lines:
+            # The creators' lines are in the log now; durable before they leave the journal.
+            store.sync()
+            _truncate(f"{book_dir}/{JOURNAL}")
+        st = os.stat(log_path) if os.path.exists(log_path) else None
+        _remember(store, book, (st.st_dev, st.st_ino) if st else (0, 0), size)
+    book.dirty = False
+
+
+def _checkpoint(store: FileStore, book: Book) -> None:
     data = {
         "version": 1,
         "open": sorted(book.open),
@@ -126,10 +275,38 @@ def save(store: FileStore, book: Book) -> None:
         "checked": dict(book.checked),
         "durations": dict(book.durations),
     }
-    store.save_book(INDEX, data)
-    with contextlib.suppress(FileNotFoundError):
-        os.truncate(store.book / JOURNAL, 0)
-    book.dirty = False
+    store.sync()  # every run file the log or the journal could rebuild, durable first
+    store.save_book(INDEX, data, durable=True)
+    book_dir = str(store.book)
+    _truncate(f"{book_dir}/{INDEX_LOG}")
+    _truncate(f"{book_dir}/{JOURNAL}")
+    log = f"{book_dir}/{INDEX_LOG}"
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    _remember(store, book, (st.st_dev, st.st_ino), 0)
+
+
+def _remember(store: FileStore, book: Book, log: tuple[int, int], size: int) -> None:
+    book_dir = str(store.book)
+    _SAVED[book_dir] = _Saved(_identity(f"{book_dir}/{INDEX}"), log, size, book.snapshot())
+
+
+def _log_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _truncate(path: str) -> None:
+    try:
+        if os.stat(path).st_size:
+            os.truncate(path, 0)
+    except FileNotFoundError:
+        pass
 
 
 def rebuild(store: FileStore) -> Book:

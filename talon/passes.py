@@ -186,8 +186,6 @@ class Pass:
             self.book.cursors = {k: v for k, v in self.book.cursors.items() if k in self.spec.jobs}
             open_ids = self._open_ids()
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
-            # Every run file durable before the journal that could rebuild them is emptied.
-            self.store.sync()
             crash_point("pass.before_book")
             bookkeeping.save(self.store, self.book)
             self._record_quiet()
@@ -300,7 +298,7 @@ class Pass:
                 return False
             self.view.note(run)
             return True
-        bookkeeping.journal_open(self.store, rel)
+        bookkeeping.pass_opened(self.store, rel)
         crash_point("create.after_journal")
         if not self.store.create(run):
             return False

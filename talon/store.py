@@ -82,17 +82,28 @@ def _fsync_path(path: Path) -> None:
 _SYNCFS: list[Callable[[int], int] | None] = []
 
 
+def syncfs_available() -> bool:
+    """Whether `sync()` makes the whole filesystem durable (not only this process's files)."""
+    if not _SYNCFS:
+        _load_syncfs()
+    return _SYNCFS[0] is not None
+
+
+def _load_syncfs() -> None:
+    try:
+        import ctypes
+
+        _SYNCFS.append(ctypes.CDLL(None, use_errno=True).syncfs)
+    except (OSError, AttributeError, ImportError):
+        _SYNCFS.append(None)
+
+
 def _syncfs(directory: Path) -> bool:
     """syncfs(2) on the filesystem holding `directory`: every dirty file on it durable in one
     call. False where there is none (not Linux, no libc symbol) or it failed: callers fall back
     to one fsync per file."""
     if not _SYNCFS:
-        try:
-            import ctypes
-
-            _SYNCFS.append(ctypes.CDLL(None, use_errno=True).syncfs)
-        except (OSError, AttributeError, ImportError):
-            _SYNCFS.append(None)
+        _load_syncfs()
     fn = _SYNCFS[0]
     if fn is None:
         return False
@@ -533,13 +544,14 @@ class FileStore:
         self._books[name] = (ident, data)
         return data
 
-    def save_book(self, name: str, data: dict[str, Any]) -> None:
-        """Callers hand over `data`: it is kept as the parsed file for the next load."""
+    def save_book(self, name: str, data: dict[str, Any], *, durable: bool = False) -> None:
+        """Callers hand over `data`: it is kept as the parsed file for the next load.
+
+        Not fsynced unless asked: a power cut that tears or empties it costs one full scan,
+        which rebuilds the open runs and each job's cursor from the run files."""
         self.makedirs(self.book)
-        # Not fsynced: a power cut that tears or empties it costs one full scan, which rebuilds
-        # the open runs and each job's cursor from the run files (bookkeeping.rebuild).
         text = json.dumps(data, separators=(",", ":"))
-        self._books[name] = (write_atomic(self.book / name, text, durable=False), data)
+        self._books[name] = (write_atomic(self.book / name, text, durable=durable), data)
 
 
 STORES: dict[str, Callable[[Path, str], FileStore]] = {"files": FileStore}

@@ -108,15 +108,40 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         return report_problems("reconcile", exc)
     started = time.monotonic()
     all_decisions: list[Decision] = []
-    failed_any = False
-    delay = 0.002
-    wake = _wake_on_child_exit() if args.wait else None
+    wake: int | None = None
 
     def clock() -> datetime:
         if fixed_now is not None:
             return fixed_now + timedelta(seconds=time.monotonic() - started)
         return parse_now(None)
 
+    with contextlib.ExitStack() as stack:
+        if args.wait:
+            from talon.store import syncfs_available
+
+            if syncfs_available():
+                # One group commit across the passes: each pass still syncs before it starts
+                # a job, but not again at its end; the last sync is on the way out. Only with
+                # syncfs, which also covers what a concurrent pass relies on us having written.
+                stack.enter_context(repo.store.batched())
+            wake = _wake_on_child_exit()
+        failed_any = _loop(args, repo, environ, clock, wake, all_decisions)
+    if args.json:
+        emit_json([d.as_json() for d in all_decisions])
+    return EXIT_FAILED if args.wait and failed_any else EXIT_OK
+
+
+def _loop(
+    args: argparse.Namespace,
+    repo: Repo,
+    environ: Mapping[str, str],
+    clock: Callable[[], datetime],
+    wake: int | None,
+    all_decisions: list[Decision],
+) -> bool:
+    """Passes until nothing is left to wait for (one without --wait); whether any run failed."""
+    failed_any = False
+    delay = 0.002
     while True:
         decisions, problems, active = one_pass(repo, clock(), environ, clock)
         for problem in problems:
@@ -133,6 +158,4 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         # watching its mtime wakes us within a millisecond, without a pass per millisecond.
         delay = 0.002 if decisions else min(delay * 2, 0.5)
         _wait_for_change(repo.store.book / "proc", delay, wake)
-    if args.json:
-        emit_json([d.as_json() for d in all_decisions])
-    return EXIT_FAILED if args.wait and failed_any else EXIT_OK
+    return failed_any
