@@ -69,22 +69,25 @@ def _wake_on_child_exit() -> int | None:
     return r
 
 
+def _drain(wake: int | None) -> None:
+    if wake is not None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(wake, 4096):
+                pass
+
+
 def _wait_for_change(proc_dir: Path, limit: float, wake: int | None) -> None:
     """Sleep up to `limit` seconds, less if a child exits or a local run's status file appears
     (a run started by another process is not our child: its wrapper's status file changes the
-    directory's mtime)."""
+    directory's mtime; the pass itself changes it too, pruning, so it is sampled from here)."""
     import select
 
     before = _mtime(proc_dir)
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    while _mtime(proc_dir) == before and time.monotonic() < deadline:
         if wake is None:
             time.sleep(0.001)
         elif select.select([wake], [], [], 0.001)[0]:
-            with contextlib.suppress(BlockingIOError):
-                os.read(wake, 4096)
-            return
-        if _mtime(proc_dir) != before:
             return
 
 
@@ -142,7 +145,9 @@ def _loop(
     """Passes until nothing is left to wait for (one without --wait); whether any run failed."""
     failed_any = False
     delay = 0.002
+    proc_dir = repo.store.book / "proc"
     while True:
+        _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
         decisions, problems, active = one_pass(repo, clock(), environ, clock)
         for problem in problems:
             print(f"talon reconcile: {problem}", file=sys.stderr)
@@ -157,5 +162,5 @@ def _loop(
         # ending writes its status file into state/.talon/proc, which changes that directory:
         # watching its mtime wakes us within a millisecond, without a pass per millisecond.
         delay = 0.002 if decisions else min(delay * 2, 0.5)
-        _wait_for_change(repo.store.book / "proc", delay, wake)
+        _wait_for_change(proc_dir, delay, wake)
     return failed_any
