@@ -144,7 +144,8 @@ class LocalExecutor:
         proc: Path = runner.PROC,
     ) -> None:
         self.kill_grace_s = _seconds(config.get("kill_grace"), DEFAULT_KILL_GRACE_S, "kill_grace")
-        self._environ = os.environ if environ is None else environ
+        # A plain copy: os.environ decodes every entry on each iteration, once per run.
+        self._environ = dict(os.environ if environ is None else environ)
         self._proc = proc
         self._boot: str | None = None  # read once; constant while this process lives
         self._timeout_program: str | None = None
