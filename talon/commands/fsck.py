@@ -123,7 +123,7 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
     if repair:
         book.open = open_found | {p for p in book.open if (store.root / p).is_file()}
         with store.locked("@pass"):
-            bookkeeping.save(store, book)
+            bookkeeping.save(store, book, checkpoint=True)
     return findings
 
 

@@ -1,0 +1,215 @@
+"""The index as checkpoint + log, and the store's group commit.
+
+A pass appends what it changed to `state/.talon/index.log`; `index.json` is only rewritten at a
+checkpoint. Whatever the mix of files, a load in a fresh process must give the same book as the
+process that saved it, and a process must notice what others wrote behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from talon import bookkeeping, store
+from talon.bookkeeping import INDEX, INDEX_LOG, JOURNAL, Book, load, save
+from talon.store import FileStore
+from tests.conftest import Talon, write_repo
+
+CHAIN = """
+jobs:
+  a:
+    command: 'true'
+    trigger: '0 6 * * *'
+  b:
+    command: 'true'
+    trigger: {after: a}
+  w:
+    command: 'true'
+    trigger: '0 6 * * *'
+    constraints: {after: [b]}
+"""
+
+
+def fresh_load(state: Path) -> Book:
+    """A load as a new process makes it: nothing remembered."""
+    bookkeeping._SAVED.clear()
+    return load(FileStore(state))
+
+
+def same(a: Book, b: Book) -> None:
+    assert (a.open, a.cursors, a.checked, a.durations) == (
+        b.open,
+        b.cursors,
+        b.checked,
+        b.durations,
+    )
+
+
+def test_a_pass_appends_to_the_log_and_a_fresh_load_agrees(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    book_dir = root / "state/.talon"
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    index_before = (book_dir / INDEX).stat()
+    result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:00:30Z")
+    assert result.code == 0, result.err
+    index_after = (book_dir / INDEX).stat()
+    assert (index_after.st_ino, index_after.st_mtime_ns) == (
+        index_before.st_ino,
+        index_before.st_mtime_ns,
+    ), "index.json was rewritten, not appended to"
+    log = (book_dir / INDEX_LOG).read_text()
+    assert log.endswith("\n") and "\nda\t" in "\n" + log, log  # a's duration, as a log line
+    book = fresh_load(root / "state")
+    assert book.open == set(), book.open  # a, b and w all ended
+    assert set(book.cursors) == {"a", "b", "w"}
+    assert set(book.durations) == {"a", "b", "w"}
+    # The same book from the index alone plus the log as from a process that saved it.
+    in_process = load(FileStore(root / "state"))
+    same(book, in_process)
+
+
+def test_replay_applies_sets_and_deletions_and_ignores_a_torn_line(tmp_path: Path) -> None:
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    (st.book / INDEX).write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "open": ["p/a/a@1.json", "p/b/b@1.json"],
+                "cursors": {"a": {"hash": "h", "cursor": "2026-11-27T06:00:00+00:00"}},
+                "checked": {"a@1": 1.0, "b@1": 1.0},
+                "durations": {"a": [1.0]},
+            }
+        )
+    )
+    (st.book / INDEX_LOG).write_text(
+        "-p/a/a@1.json\n"
+        "+p/c/c@1.json\n"
+        'cb\t{"hash":"x","cursor":"2026-11-27T07:00:00+00:00"}\n'
+        "ka@1\t\n"
+        "kb@1\t2.5\n"
+        "da\t[1.0,2.0]\n"
+        "=p/d/d@1.json\t{}\n"
+        "-p/b/b@1.jso"  # torn: a writer died mid-line
+    )
+    book = fresh_load(st.root)
+    assert book.open == {"p/b/b@1.json", "p/c/c@1.json", "p/d/d@1.json"}
+    assert set(book.cursors) == {"a", "b"}
+    assert book.checked == {"b@1": 2.5}
+    assert book.durations == {"a": [1.0, 2.0]}
+    assert book.unwritten == {"p/d/d@1.json": "{}"}
+
+
+def test_a_long_log_is_checkpointed_into_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    book = fresh_load(st.root)
+    save(st, book)  # no index yet: the first save is a checkpoint
+    assert (st.book / INDEX).exists()
+    monkeypatch.setattr(bookkeeping, "CHECKPOINT_BYTES", 200)
+    for i in range(20):
+        book = load(st)
+        book.open.add(f"2026-11-27/j{i}/j{i}@x.json")
+        book.add_duration(f"j{i}", float(i))
+        save(st, book)
+        assert (st.book / INDEX_LOG).stat().st_size <= 200
+    index = json.loads((st.book / INDEX).read_text())
+    assert len(index["open"]) > 10, "checkpoints carried the log into the index"
+    same(fresh_load(st.root), book)
+
+
+def test_a_process_sees_what_another_appended_or_checkpointed(tmp_path: Path) -> None:
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    book = fresh_load(st.root)
+    book.open.add("p/a/a@1.json")
+    save(st, book)  # checkpoint (first save), remembered
+    book = load(st)
+    book.open.add("p/b/b@1.json")
+    save(st, book)  # appended, remembered
+    # Another process appends a change.
+    other = (
+        "from pathlib import Path; from talon.bookkeeping import load, save;"
+        "from talon.store import FileStore;"
+        "s = FileStore(Path({root!r})); b = load(s); b.open.add('p/c/c@1.json'); {extra}save(s, b{kw})"
+    )
+    run = [sys.executable, "-c", other.format(root=str(st.root), extra="", kw="")]
+    subprocess.run(run, check=True)
+    assert load(st).open == {"p/a/a@1.json", "p/b/b@1.json", "p/c/c@1.json"}
+    # Another process checkpoints (rewrites the index, empties the log) and drops a run.
+    code = other.format(
+        root=str(st.root), extra="b.open.discard('p/a/a@1.json'); ", kw=", checkpoint=True"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (st.book / INDEX_LOG).stat().st_size == 0
+    assert load(st).open == {"p/b/b@1.json", "p/c/c@1.json"}
+
+
+def test_creator_lines_move_from_the_journal_into_the_log(tmp_path: Path) -> None:
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    save(st, fresh_load(st.root))
+    bookkeeping.journal_open(st, "p/e/e@1.json")  # `talon trigger`, outside any pass
+    book = load(st)
+    assert "p/e/e@1.json" in book.open
+    save(st, book)
+    assert (st.book / JOURNAL).stat().st_size == 0
+    assert "p/e/e@1.json" in fresh_load(st.root).open
+
+
+def test_group_commit_defers_and_syncs(tmp_path: Path) -> None:
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    assert store.syncfs_available(), "Linux has syncfs: the fast path must be the one tested"
+    with st.batched():
+        path = st.book / "x"
+        assert st.deferred(path)
+        assert st._unsynced == [path]
+        st.sync()
+        assert st._unsynced == []
+    assert st._unsynced is None
+    assert not st.deferred(path), "outside a batch every durable write syncs at once"
+
+
+def test_without_syncfs_a_pass_falls_back_to_fsync_per_file(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where there is no syncfs, the same passes work through one fsync per file written."""
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALON_")}
+    code = (
+        "import sys; from talon import store; store._SYNCFS[:] = [None];"
+        "from talon.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    for now in ("2026-11-27T05:00:00Z", "2026-11-27T06:00:30Z"):
+        done = subprocess.run(
+            [sys.executable, "-c", code, "-C", str(root), "reconcile", "--wait", "--now", now],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert [line.split()[:2] for line in done.stdout.splitlines()] == [
+        ["create", "a@20261127T060000Z:"],
+        ["ready", "a@20261127T060000Z"],
+        ["create", "w@20261127T060000Z:"],
+        ["block", "w@20261127T060000Z:"],
+        ["dispatch", "a@20261127T060000Z:"],
+        ["create", "b@20261127T060000Z.after.a:"],
+        ["ready", "b@20261127T060000Z.after.a"],
+        ["succeed", "a@20261127T060000Z"],
+        ["dispatch", "b@20261127T060000Z.after.a:"],
+        ["succeed", "b@20261127T060000Z.after.a"],
+        ["ready", "w@20261127T060000Z"],
+        ["dispatch", "w@20261127T060000Z:"],
+        ["succeed", "w@20261127T060000Z"],
+    ], done.stdout
+    same(fresh_load(root / "state"), load(FileStore(root / "state")))
