@@ -18,9 +18,11 @@ Files:
 - `index.json`: the book as of the last checkpoint.
 - `index.log`: what passes changed since, one line per change, appended under the pass lock
   (`+rel`/`-rel` open or closed, `c`/`k`/`d` a cursor, check time or durations set, `=rel<TAB>run`
-  a run held in memory, not yet written). A pass appends its changes in one write instead of
-  rewriting the whole index (which costs a JSON dump of every job's cursor); past
-  `CHECKPOINT_BYTES` the index is rewritten and the log emptied, after a sync.
+  a run held in memory and not yet written, or written without its own fsync: the next pass
+  writes it from here if the file is missing, empty or unreadable). A pass appends its
+  changes in one write instead of rewriting the whole index (which costs a JSON dump of every
+  job's cursor); past `CHECKPOINT_BYTES`, and when a `reconcile` is done, the index is
+  rewritten and the log emptied, after a sync.
 - `journal`: `+rel` lines from creators outside passes (trigger, backfill, retry), which
   `talon watch` also listens to. A pass folds them in and empties it (after a sync).
 
@@ -206,6 +208,14 @@ def journal_fired(store: FileStore, relpath: str, run_json: str) -> None:
     _append(store, INDEX_LOG, f"={relpath}\t{run_json}\n")
 
 
+def log_written(store: FileStore, relpath: str, text: str) -> None:
+    """The text of a run file a pass wrote without its fsync (`FileStore.wal`): until the
+    pass's sync, a power cut may leave the file empty, and the next pass restores it from
+    here. JSON escapes every control character inside strings, so the file's newlines are
+    only layout and become spaces on the line."""
+    _append(store, INDEX_LOG, f"={relpath}\t{text.replace(chr(10), ' ')}\n")
+
+
 def pass_opened(store: FileStore, relpath: str) -> None:
     """A pass records a run as open before its file exists."""
     _append(store, INDEX_LOG, f"+{relpath}\n")
@@ -253,7 +263,9 @@ def save(store: FileStore, book: Book, *, checkpoint: bool = False) -> None:
     lines = _changes(book.base, book) if book.base is not None else None
     size = _log_size(log_path)
     text = "".join(lines) if lines is not None else ""
-    if lines is None or checkpoint or size + len(text) > CHECKPOINT_BYTES:
+    if checkpoint and lines == [] and size == 0 and not book.journal_lines:
+        pass  # nothing changed since the last checkpoint
+    elif lines is None or checkpoint or size + len(text) > CHECKPOINT_BYTES:
         _checkpoint(store, book)
     else:
         if text:

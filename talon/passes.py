@@ -117,6 +117,8 @@ class Pass:
     changed_jobs: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] | None = None
     _after_index: dict[str, list[Job]] | None = None
+    # Rewrite the index at the end (a process's last pass) rather than append to its log.
+    checkpoint: bool = False
 
     @property
     def _abs_root(self) -> str:
@@ -143,7 +145,21 @@ class Pass:
             from talon.quiet import forget
 
             forget(self.spec.config.root)  # a pass that dies leaves no stale shortcut
-            return self._steps()
+            self.store.wal = self._log_written
+            try:
+                return self._steps()
+            finally:
+                self.store.wal = None
+
+    def _log_written(self, path: Path, text: str) -> None:
+        root = self._state_prefix
+        rel = str(path)[len(root) :] if str(path).startswith(root) else None
+        if rel is not None:
+            bookkeeping.log_written(self.store, rel, text)
+
+    @functools.cached_property
+    def _state_prefix(self) -> str:
+        return f"{self.store.root}/"
 
     def _steps(self) -> list[Decision]:
         return self.steps_on_loaded(self.load())
@@ -157,17 +173,27 @@ class Pass:
         return self._load_open()
 
     def _write_unwritten(self) -> None:
-        """Runs a dead pass fired but never wrote (see bookkeeping.journal_fired)."""
+        """Runs in the index log whose file is missing (fired by a pass that died before
+        writing them) or damaged (written without fsync just before a power cut, see
+        FileStore.wal): written from the log. A readable file is left as it is."""
+        if self.dry_run:
+            return
         for rel, text in sorted(self.book.unwritten.items()):
-            path = self.store.root / rel
-            if path.exists() or self.dry_run:
+            path = self.store.path_at(rel)
+            try:
+                self.store.read(path)
                 continue
+            except FileNotFoundError:
+                why = "fired by a pass that died before writing it"
+            except CorruptRun as exc:  # moved aside by the read: nothing is lost
+                self.problems.append(str(exc))
+                why = "restored from the index log after its file was found damaged"
             try:
                 run = Run.from_json(json.loads(text))
             except (ValueError, KeyError, TypeError):
                 continue
             if self.store.create(run):
-                self.decide("recover", run, "fired by a pass that died before writing it")
+                self.decide("recover", run, why)
 
     def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
         """The steps on an already loaded book and view (a simulation's later steps reuse them)."""
@@ -187,7 +213,7 @@ class Pass:
             open_ids = self._open_ids()
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
             crash_point("pass.before_book")
-            bookkeeping.save(self.store, self.book)
+            bookkeeping.save(self.store, self.book, checkpoint=self.checkpoint)
             self._record_quiet()
         return self.decisions
 

@@ -50,13 +50,28 @@ def same(a: Book, b: Book) -> None:
     )
 
 
-def test_a_pass_appends_to_the_log_and_a_fresh_load_agrees(tmp_path: Path, talon: Talon) -> None:
+def test_passes_append_to_the_log_and_a_fresh_load_agrees(tmp_path: Path, talon: Talon) -> None:
+    """The passes of one process (as in `reconcile --wait` or `watch`) append; the index is
+    rewritten when the process is done."""
+    import time
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
     root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
     book_dir = root / "state/.talon"
     talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
     index_before = (book_dir / INDEX).stat()
-    result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:00:30Z")
-    assert result.code == 0, result.err
+    repo = open_repo(str(root), {})
+    now = datetime.fromisoformat("2026-11-27T06:00:30+00:00")
+    decisions = []
+    for _ in range(200):
+        decisions += Pass(repo.spec, repo.store, now).run()
+        if sum(d.action == "succeed" for d in decisions) == 3:
+            break
+        time.sleep(0.01)
+    assert [d.action for d in decisions].count("succeed") == 3, decisions
     index_after = (book_dir / INDEX).stat()
     assert (index_after.st_ino, index_after.st_mtime_ns) == (
         index_before.st_ino,
@@ -64,13 +79,47 @@ def test_a_pass_appends_to_the_log_and_a_fresh_load_agrees(tmp_path: Path, talon
     ), "index.json was rewritten, not appended to"
     log = (book_dir / INDEX_LOG).read_text()
     assert log.endswith("\n") and "\nda\t" in "\n" + log, log  # a's duration, as a log line
+    in_process = load(repo.store)
     book = fresh_load(root / "state")
     assert book.open == set(), book.open  # a, b and w all ended
     assert set(book.cursors) == {"a", "b", "w"}
     assert set(book.durations) == {"a", "b", "w"}
-    # The same book from the index alone plus the log as from a process that saved it.
-    in_process = load(FileStore(root / "state"))
     same(book, in_process)
+    # `reconcile --wait` leaves a checkpoint behind: the index whole, the log empty.
+    result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-28T06:00:30Z")
+    assert result.code == 0, result.err
+    assert [ln.split()[0] for ln in result.out.splitlines()].count("succeed") == 3, result.out
+    assert (book_dir / INDEX_LOG).stat().st_size == 0
+    index = json.loads((book_dir / INDEX).read_text())
+    assert [len(index["durations"][j]) for j in "abw"] == [2, 2, 2]
+
+
+def test_a_run_file_emptied_by_a_power_cut_is_restored_from_the_log(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """A pass writes run files without their own fsync (one sync for the batch); a power cut
+    before that sync can leave a new file empty. The next pass restores it from the log line
+    written with it, and moves the damaged file aside."""
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:30+00:00")).run()
+    blocked = root / "state/2026-11-27/w/w@20261127T060000Z.json"
+    whole = blocked.read_text()
+    assert '"state": "blocked"' in whole
+    blocked.write_text("")  # what the power cut left
+    bookkeeping._SAVED.clear()  # and the process is gone: a new one remembers nothing
+    result = talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:40Z")
+    assert result.code == 0, result.err
+    assert "recover  w@20261127T060000Z" in result.out, result.out
+    assert "damaged" in result.out
+    assert blocked.read_text() == whole
+    assert list(blocked.parent.glob("*.corrupt-*")), "the empty file was moved aside, not deleted"
 
 
 def test_replay_applies_sets_and_deletions_and_ignores_a_torn_line(tmp_path: Path) -> None:

@@ -26,12 +26,13 @@ def one_pass(
     now: datetime,
     environ: Mapping[str, str],
     clock: Callable[[], datetime] | None = None,
+    checkpoint: bool = False,
 ) -> tuple[list[Decision], list[str], bool]:
     """Run a pass; returns (decisions, problems, whether anything is still ready or running)."""
     from talon.passes import Pass
     from talon.runs import State
 
-    p = Pass(repo.spec, repo.store, now, environ=environ, clock=clock)
+    p = Pass(repo.spec, repo.store, now, environ=environ, clock=clock, checkpoint=checkpoint)
     decisions = p.run()
     assert p.view is not None
     active = any(
@@ -129,9 +130,21 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                 stack.enter_context(repo.store.batched())
             wake = _wake_on_child_exit()
         failed_any = _loop(args, repo, environ, clock, wake, all_decisions)
+        if args.wait:
+            _checkpoint(repo)
     if args.json:
         emit_json([d.as_json() for d in all_decisions])
     return EXIT_FAILED if args.wait and failed_any else EXIT_OK
+
+
+def _checkpoint(repo: Repo) -> None:
+    """Leave the index whole on the way out: the passes of `--wait` appended to its log, and
+    the next process would replay (and re-check the files of) every line otherwise."""
+    from talon import bookkeeping
+    from talon.passes import PASS_LOCK
+
+    with repo.store.locked(PASS_LOCK, timeout=300):
+        bookkeeping.save(repo.store, bookkeeping.load(repo.store), checkpoint=True)
 
 
 def _loop(
@@ -148,7 +161,9 @@ def _loop(
     proc_dir = repo.store.book / "proc"
     while True:
         _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
-        decisions, problems, active = one_pass(repo, clock(), environ, clock)
+        decisions, problems, active = one_pass(
+            repo, clock(), environ, clock, checkpoint=not args.wait
+        )
         for problem in problems:
             print(f"talon reconcile: {problem}", file=sys.stderr)
         all_decisions.extend(decisions)
