@@ -162,6 +162,30 @@ def load(store: FileStore) -> Book:
     return book
 
 
+def written_by_others(store: FileStore) -> bool:
+    """Whether the book changed since this process last saved it: a creator's journal line,
+    another process's pass appending to the log or rewriting the index. (`talon watch` asks
+    on each event for these files: its own saves must not wake it.)"""
+    book_dir = str(store.book)
+    try:
+        if os.stat(f"{book_dir}/{JOURNAL}").st_size:
+            return True
+    except FileNotFoundError:
+        pass
+    saved = _SAVED.get(book_dir)
+    if saved is None:
+        return True
+    try:
+        st = os.stat(f"{book_dir}/{INDEX_LOG}")
+    except FileNotFoundError:
+        return True
+    return (
+        (st.st_dev, st.st_ino) != saved.log
+        or st.st_size != saved.log_size
+        or _identity(f"{book_dir}/{INDEX}") != saved.index
+    )
+
+
 def _replay(book: Book, path: str, offset: int) -> int:
     """Apply the lines of a log from `offset`; returns how many there were."""
     try:

@@ -5,7 +5,8 @@ until the earliest of:
 
 - a file event (watchdog, imported only here): the configuration (`talon.yaml`, `schedule/`,
   `resources/`); the open-run journal (`state/.talon/journal`, which every creator of a run
-  appends to under the pass lock: `talon trigger`, `retry`, `backfill`, a reconcile from cron);
+  appends to under the pass lock: `talon trigger`, `retry`, `backfill`) and the index and its
+  log (`index.json`, `index.log`, which a reconcile from cron writes);
   a run file of a *live* period (one holding an open run) written by someone else (`talon
   progress`, `talon cancel`, another reconciler); an exit status a local run's wrapper writes
   under `state/.talon/proc/` (so a finishing run is collected at once, not at the next poll);
@@ -28,7 +29,8 @@ longer (`CONFIG_QUIET_S`): editors save by rename and `git pull` writes many fil
 
 Own writes: every pass writes run files, and their events come back. An event for a run file
 the last pass read or wrote is ignored when the file still holds exactly what that pass saw;
-the journal is emptied by each pass, so a non-empty journal means someone else created a run.
+the journal is emptied by each pass, so a non-empty journal means someone else created a run,
+and an index or log other than the one this process saved means another pass ran.
 The jobs whose runs changed under someone else's hand are handed to the next pass as changed,
 so their dependants' `after` constraints are checked at once instead of at the next poll.
 
@@ -64,7 +66,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from talon.bookkeeping import JOURNAL
+from talon.bookkeeping import INDEX, INDEX_LOG, JOURNAL
 from talon.discover import CONFIG_FILE
 from talon.runs import OPEN_STATES, Run, State, dumps
 from talon.store import BOOK_DIR, RUN_SUFFIX, FileStore, open_store
@@ -93,7 +95,7 @@ WATCH_LOCK = "@watch.lock"
 class Change(Enum):
     CONFIG = "config"  # talon.yaml, a schedule or resource file
     RUN = "run"  # a run file, by its path relative to the state directory
-    JOURNAL = "journal"  # a creator registered a run
+    JOURNAL = "journal"  # a creator registered a run, or another process's pass wrote the index
     EXIT = "exit"  # a local run's exit status was written
 
 
@@ -104,7 +106,7 @@ def classify(kind: str, path: str, *, is_dir: bool, root: str, state: str) -> Ch
     if path.startswith(state + "/"):
         parts = path[len(state) + 1 :].split("/")
         if parts[0] == BOOK_DIR:
-            if parts == [BOOK_DIR, JOURNAL] and kind in ("closed", "moved"):
+            if parts[1:] in ([JOURNAL], [INDEX_LOG], [INDEX]) and kind in ("closed", "moved"):
                 return Change.JOURNAL
             if len(parts) == 3 and parts[1] == PROC_DIR and not parts[2].startswith("."):
                 return Change.EXIT if kind in ("closed", "moved") else None
@@ -471,8 +473,10 @@ class Watcher:
                 self.pending.jobs.add(rel.split("/")[1])
 
     def _journal_pending(self) -> bool:
+        from talon.bookkeeping import written_by_others
+
         try:
-            return (self.repo.store.book / JOURNAL).stat().st_size > 0
+            return written_by_others(self.repo.store)
         except OSError:
             return False
 

@@ -262,3 +262,25 @@ def test_without_syncfs_a_pass_falls_back_to_fsync_per_file(
         ["succeed", "w@20261127T060000Z"],
     ], done.stdout
     same(fresh_load(root / "state"), load(FileStore(root / "state")))
+
+
+def test_a_watcher_tells_its_own_saves_from_others(tmp_path: Path) -> None:
+    """`talon watch` is woken by events on the index files; only others' writes need a pass."""
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    bookkeeping._SAVED.clear()
+    assert bookkeeping.written_by_others(st), "nothing saved by this process yet"
+    book = load(st)
+    save(st, book)
+    assert not bookkeeping.written_by_others(st)
+    book = load(st)
+    book.open.add("p/a/a@1.json")
+    save(st, book)
+    assert not bookkeeping.written_by_others(st), "its own append"
+    with open(st.book / INDEX_LOG, "a") as fh:  # another process's pass
+        fh.write("+p/b/b@1.json\n")
+    assert bookkeeping.written_by_others(st)
+    save(st, load(st))
+    assert not bookkeeping.written_by_others(st)
+    bookkeeping.journal_open(st, "p/c/c@1.json")  # `talon trigger`
+    assert bookkeeping.written_by_others(st)
