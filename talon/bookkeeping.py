@@ -36,11 +36,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from talon.plan import Cursor
 from talon.runs import OPEN_STATES
-from talon.store import CorruptRun, FileStore
+from talon.store import CorruptRun, FileStore, write_atomic
 
 INDEX = "index.json"
 INDEX_LOG = "index.log"
@@ -67,8 +68,13 @@ class Book:
     durations: dict[str, list[float]] = field(default_factory=dict)
     dirty: bool = False
     problems: list[str] = field(default_factory=list)  # damaged files met while rebuilding
-    # Runs a pass fired but had not written when it died: relpath -> the run's JSON text.
+    # Runs a pass fired but had not written when it died, or wrote without its own fsync:
+    # relpath -> the run's JSON text (the latest line).
     unwritten: dict[str, str] = field(default_factory=dict)
+    # Those whose latest line came after the log's last sync mark: a damaged file may be
+    # a power cut's doing and is restored from the line; before the mark it was on disk whole,
+    # and damage since is someone else's (quarantined, not overwritten with an older copy).
+    fresh: set[str] = field(default_factory=set)
     base: _Snapshot | None = None  # what the files held at load; None: rebuilt
     journal_lines: int = 0  # creator lines folded in, to be emptied from the journal
 
@@ -124,10 +130,24 @@ def _identity(path: str) -> tuple[int, int, int] | None:
 
 
 def load(store: FileStore) -> Book:
-    """The book: the index, the changes logged since, and creators' journal lines."""
+    """The book: the index, the changes logged since, and creators' journal lines.
+
+    Readers without the pass lock (`status`, `resources`, `fsck`) may meet a checkpoint half
+    done (the new index with the old log, or the old index with the emptied log): a load
+    during which the index changed is read again."""
+    for _ in range(5):
+        before = _identity(f"{store.book}/{INDEX}")
+        book = _load(store)
+        if _identity(f"{store.book}/{INDEX}") == before:
+            break
+    return book
+
+
+def _load(store: FileStore) -> Book:
     book_dir = str(store.book)
     log_path = f"{book_dir}/{INDEX_LOG}"
-    saved = _SAVED.get(book_dir)
+    # On NFS (lockfile mode) attributes are cached: a stat may not show another host's write.
+    saved = _SAVED.get(book_dir) if store.lock_mode != "lockfile" else None
     book: Book | None = None
     offset = 0
     if saved is not None and saved.index == _identity(f"{book_dir}/{INDEX}"):
@@ -197,10 +217,14 @@ def _replay(book: Book, path: str, offset: int) -> int:
         return 0
     n = 0
     for line in raw.decode("utf-8", "replace").split("\n")[:-1]:  # a torn last line: ignored
+        if not line:
+            continue  # each append starts on a line of its own (see _append)
         n += 1
         kind, rest = line[:1], line[1:]
         try:
-            if kind == "+":
+            if kind == "#":
+                book.fresh.clear()
+            elif kind == "+":
                 book.open.add(rest)
             elif kind == "-":
                 book.open.discard(rest)
@@ -208,6 +232,7 @@ def _replay(book: Book, path: str, offset: int) -> int:
                 rel, text = rest.split("\t", 1)
                 book.open.add(rel)
                 book.unwritten[rel] = text
+                book.fresh.add(rel)
             elif kind in ("c", "k", "d"):
                 key, text = rest.split("\t", 1)
                 target: dict[str, Any]
@@ -251,14 +276,26 @@ def journal_open(store: FileStore, relpath: str) -> None:
     _append(store, JOURNAL, f"+{relpath}\n")
 
 
-def _append(store: FileStore, name: str, text: str) -> int:
-    """Append whole lines in one write; returns the file's size after it."""
+def mark_synced(store: FileStore) -> None:
+    """Note in the log that everything before this line is durable (`FileStore.on_synced`).
+    Not itself waited for: a mark lost to a power cut only makes replay more careful."""
+    _append(store, INDEX_LOG, "#\n", defer=False)
+
+
+def _append(store: FileStore, name: str, text: str, *, defer: bool = True) -> int:
+    """Append whole lines in one write; returns the file's size after it. The write starts
+    with a newline of its own: a line torn by a power cut then spoils only itself, never the
+    line appended after it (replay skips empty lines)."""
     store.makedirs(store.book)
     path = store.book / name
-    store.deferred(path)  # a pass's lines are durable with its next sync
+    if defer:
+        store.deferred(path)  # a pass's lines are durable with its next sync
+    data = ("\n" + text).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, text.encode())
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
         return os.fstat(fd).st_size
     finally:
         os.close(fd)
@@ -314,15 +351,34 @@ def _checkpoint(store: FileStore, book: Book) -> None:
     store.sync()  # every run file the log or the journal could rebuild, durable first
     store.save_book(INDEX, data, durable=True)
     book_dir = str(store.book)
-    _truncate(f"{book_dir}/{INDEX_LOG}")
-    _truncate(f"{book_dir}/{JOURNAL}")
     log = f"{book_dir}/{INDEX_LOG}"
+    # Lines no pass has acted on yet (a run a killed pass fired and never wrote, a file a power
+    # cut emptied) outlive the checkpoint: the next pass restores from them.
+    keep = "".join(
+        f"={rel}\t{text}\n"
+        for rel, text in sorted(book.unwritten.items())
+        if _needs_restore(store, rel, rel in book.fresh)
+    )
+    if keep:
+        write_atomic(Path(log), keep, durable=True)
+    else:
+        _truncate(log)
+    _truncate(f"{book_dir}/{JOURNAL}")
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         st = os.fstat(fd)
     finally:
         os.close(fd)
+    # Remembered as empty: kept lines are replayed by this process's next load too.
     _remember(store, book, (st.st_dev, st.st_ino), 0)
+
+
+def _needs_restore(store: FileStore, rel: str, fresh: bool) -> bool:
+    try:
+        size = os.stat(store.path_at(rel)).st_size
+    except FileNotFoundError:
+        return True  # a run fired and never written: restored whatever the sync marks say
+    return fresh and size == 0
 
 
 def _remember(store: FileStore, book: Book, log: tuple[int, int], size: int) -> None:

@@ -146,10 +146,15 @@ class Pass:
 
             forget(self.spec.config.root)  # a pass that dies leaves no stale shortcut
             self.store.wal = self._log_written
+            self.store.on_synced = self._mark_synced
             try:
                 return self._steps()
             finally:
                 self.store.wal = None
+                self.store.on_synced = None
+
+    def _mark_synced(self) -> None:
+        bookkeeping.mark_synced(self.store)
 
     def _log_written(self, path: Path, text: str) -> None:
         root = self._state_prefix
@@ -187,6 +192,8 @@ class Pass:
                 why = "fired by a pass that died before writing it"
             except CorruptRun as exc:  # moved aside by the read: nothing is lost
                 self.problems.append(str(exc))
+                if rel not in self.book.fresh:
+                    continue  # on disk whole at a sync since: damaged later, not by a power cut
                 why = "restored from the index log after its file was found damaged"
             try:
                 run = Run.from_json(json.loads(text))
@@ -619,7 +626,9 @@ class Pass:
 
         new = self.write(run, change)
         if new.state.terminal and not self.dry_run:
-            _prune_status(new)
+            # Only once the outcome is durable: a power cut before would bring the run back
+            # as running, and without its status file it would be taken for lost.
+            self.store.when_synced(functools.partial(_prune_status, new))
         if new.state is State.SUCCEEDED and new.started:
             self.book.add_duration(
                 run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()
@@ -884,10 +893,17 @@ class Pass:
                 continue
             start = self._mark(run, job, grants)
             if start is not None:
-                starts.append(start)
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
+                if self.dry_run or self.spec.config.executors[job.executor].type in ADOPT_RELIABLE:
+                    starts.append(start)
+                else:
+                    # An executor that cannot find what it started (ssh): a pass dying between
+                    # intent and start loses the run, so it is one run at a time, not a batch.
+                    self.store.sync()
+                    crash_point("dispatch.after_intent")
+                    self._submit(start)
         self._write_held()  # ready runs not started now: waiting for an executor or resources
         if not starts:
             return
@@ -976,22 +992,28 @@ class Pass:
             if refused.retryable:
                 self.write(
                     marked,
-                    lambda r: r.transition(
-                        State.READY,
-                        self.now,
-                        f"not started: {why}",
-                        dispatch=None,
-                        resources=(),
-                        executor=None,
-                        started=None,
+                    self._if_ours(
+                        start,
+                        lambda r: r.transition(
+                            State.READY,
+                            self.now,
+                            f"not started: {why}",
+                            dispatch=None,
+                            resources=(),
+                            executor=None,
+                            started=None,
+                        ),
                     ),
                 )
                 self.decide("wait", marked, why)
                 return False
             self.write(
                 marked,
-                lambda r: r.transition(
-                    State.FAILED, self.now, f"refused: {why}", finished=iso(self.now)
+                self._if_ours(
+                    start,
+                    lambda r: r.transition(
+                        State.FAILED, self.now, f"refused: {why}", finished=iso(self.now)
+                    ),
                 ),
             )
             self.decide("fail", marked, why)
@@ -1002,7 +1024,10 @@ class Pass:
                 return False
             self.write(
                 marked,
-                lambda r: r.transition(State.FAILED, self.now, broken, finished=iso(self.now)),
+                self._if_ours(
+                    start,
+                    lambda r: r.transition(State.FAILED, self.now, broken, finished=iso(self.now)),
+                ),
             )
             self.decide("fail", marked, broken)
             return False
@@ -1028,6 +1053,18 @@ class Pass:
             return False
         self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
         return True
+
+    @staticmethod
+    def _if_ours(start: _Start, change: Callable[[Run], Run | None]) -> Callable[[Run], Run | None]:
+        """`change`, applied only while the file still holds this pass's intent: a `talon
+        cancel` that landed after the intent was written wins."""
+
+        def guarded(current: Run) -> Run | None:
+            if current.state is not State.RUNNING or current.dispatch != start.intent:
+                return None
+            return change(current)
+
+        return guarded
 
     def _written(self, start: _Start) -> bool:
         """Give a run whose intent is only in the journal its file (before a failure is

@@ -291,6 +291,10 @@ class FileStore:
     # Inside `batched()`: told each run file's new text as it is written without its fsync
     # (the pass appends it to the index log, from which a file a power cut emptied is restored).
     wal: Callable[[Path, str], None] | None = field(default=None, repr=False)
+    # Inside `batched()`: called after each sync that made something durable (the pass notes
+    # it in the index log), and one-shot actions waiting for the next sync.
+    on_synced: Callable[[], None] | None = field(default=None, repr=False)
+    _after_sync: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     # --- group commit --------------------------------------------------------------------------
 
@@ -318,17 +322,28 @@ class FileStore:
 
     def sync(self) -> None:
         """Make every write since the last sync durable: one syncfs(2), else an fsync of each
-        file and its directory."""
+        file and its directory. Then what was waiting for it (`when_synced`)."""
         written = self._unsynced
-        if not written:
-            return
-        self._unsynced = []
-        if _syncfs(self.root):
-            return
-        for path in dict.fromkeys(written):
-            _fsync_path(path)
-        for directory in dict.fromkeys(p.parent for p in written):
-            _fsync_path(directory)
+        if written:
+            self._unsynced = []
+            if not _syncfs(self.root):
+                for path in dict.fromkeys(written):
+                    _fsync_path(path)
+                for directory in dict.fromkeys(p.parent for p in written):
+                    _fsync_path(directory)
+            if self.on_synced is not None:
+                self.on_synced()
+        waiting, self._after_sync = self._after_sync, []
+        for action in waiting:
+            action()
+
+    def when_synced(self, action: Callable[[], None]) -> None:
+        """Run `action` once what was written so far is durable: now outside a batch, else
+        after the next sync (deleting scratch files that the written state makes redundant)."""
+        if self._unsynced is None:
+            action()
+        else:
+            self._after_sync.append(action)
 
     def makedirs(self, directory: Path) -> None:
         """mkdir -p, once per directory per process (a failing mkdir is not free)."""

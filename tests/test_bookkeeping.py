@@ -112,7 +112,12 @@ def test_a_run_file_emptied_by_a_power_cut_is_restored_from_the_log(
     blocked = root / "state/2026-11-27/w/w@20261127T060000Z.json"
     whole = blocked.read_text()
     assert '"state": "blocked"' in whole
-    blocked.write_text("")  # what the power cut left
+    log = root / "state/.talon" / INDEX_LOG
+    logged = log.read_text()
+    assert "\n#\n" in logged, "the pass marked its syncs"
+    # What a power cut before the sync leaves: the file empty, the sync marks not on disk.
+    blocked.write_text("")
+    log.write_text("".join(ln + "\n" for ln in logged.splitlines() if ln != "#"))
     bookkeeping._SAVED.clear()  # and the process is gone: a new one remembers nothing
     result = talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:40Z")
     assert result.code == 0, result.err
@@ -120,6 +125,31 @@ def test_a_run_file_emptied_by_a_power_cut_is_restored_from_the_log(
     assert "damaged" in result.out
     assert blocked.read_text() == whole
     assert list(blocked.parent.glob("*.corrupt-*")), "the empty file was moved aside, not deleted"
+
+
+def test_a_file_damaged_after_its_sync_is_not_overwritten_with_an_older_copy(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """Past a sync mark the file was on disk whole: damage since is someone's edit, and the
+    log's copy may be older than what the file held (a cancel, a progress report). It is moved
+    aside and reported, not restored."""
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:30+00:00")).run()
+    blocked = root / "state/2026-11-27/w/w@20261127T060000Z.json"
+    blocked.write_text("{not json")
+    bookkeeping._SAVED.clear()
+    result = talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:40Z")
+    assert "recover  w@" not in result.out, result.out
+    assert "unreadable run file" in result.err
+    assert not blocked.exists()
+    assert list(blocked.parent.glob("*.corrupt-*"))
 
 
 def test_replay_applies_sets_and_deletions_and_ignores_a_torn_line(tmp_path: Path) -> None:
@@ -284,3 +314,33 @@ def test_a_watcher_tells_its_own_saves_from_others(tmp_path: Path) -> None:
     assert not bookkeeping.written_by_others(st)
     bookkeeping.journal_open(st, "p/c/c@1.json")  # `talon trigger`
     assert bookkeeping.written_by_others(st)
+
+
+def test_a_checkpoint_keeps_the_lines_no_pass_has_acted_on(tmp_path: Path) -> None:
+    """A killed pass fired a run it never wrote; a checkpoint taken before any pass ran (the
+    end of another `reconcile --wait`, `fsck --repair`) must not drop the line."""
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    save(st, fresh_load(st.root))
+    bookkeeping.journal_fired(st, "2026-11-27/a/a@x.json", '{"id": "a@x"}')
+    bookkeeping._SAVED.clear()
+    save(st, load(st), checkpoint=True)
+    assert "=2026-11-27/a/a@x.json\t" in (st.book / INDEX_LOG).read_text()
+    assert fresh_load(st.root).unwritten == {"2026-11-27/a/a@x.json": '{"id": "a@x"}'}
+    # Once the file exists, the next checkpoint lets the line go.
+    (st.root / "2026-11-27/a").mkdir(parents=True)
+    (st.root / "2026-11-27/a/a@x.json").write_text("{}")
+    save(st, load(st), checkpoint=True)
+    assert (st.book / INDEX_LOG).stat().st_size == 0
+
+
+def test_a_torn_line_spoils_only_itself(tmp_path: Path) -> None:
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    save(st, fresh_load(st.root))
+    with open(st.book / INDEX_LOG, "a") as fh:
+        fh.write("+p/j/j@1.json\n-p/j/j@1.js")  # a power cut tore the second line
+    book = load(st)
+    book.open.add("p/k/k@1.json")
+    save(st, book)
+    assert fresh_load(st.root).open == {"p/j/j@1.json", "p/k/k@1.json"}

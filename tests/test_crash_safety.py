@@ -164,3 +164,21 @@ def test_lockfile_mode_reclaims_a_killed_holders_marker(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 30, "the marker was reclaimed, not waited out"
     runs = all_runs(root)
     assert runs["a@20261127T060000Z"]["state"] == "succeeded"
+
+
+def test_fsck_repair_after_a_killed_pass_runs_nothing_twice(tmp_path: Path) -> None:
+    """A pass killed after starting a run whose file it had not written yet; `fsck --repair`
+    then checkpoints the index: the run must still be recovered (adopted), not fired again."""
+    root = write_repo(tmp_path, {"schedule/jobs.yaml": JOBS})
+    assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
+    crashed = talon(
+        root, "reconcile", "--now", "2026-11-27T06:00:30Z", crash_at="dispatch.after_submit"
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    repaired = talon(root, "fsck", "--repair", "--now", "2026-11-27T06:00:40Z")
+    assert repaired.returncode == 0, repaired.stderr
+    settle(root, "2026-11-27T06:02:00Z")
+    ran = Counter((root / "ran.log").read_text().split())
+    assert all(n == 1 for n in ran.values()), ran
+    runs = all_runs(root)
+    assert runs["a@20261127T060000Z"]["state"] == "succeeded"

@@ -140,7 +140,9 @@ ROOT, STATE = "/r", "/r/state"
         ("moved", "/r/state/2026-11-27/a/a@1.json.corrupt-20261127T000000Z", False, None),
         ("created", "/r/state/2026-11-27/a", True, None),
         ("closed", "/r/state/.talon/journal", False, Change.JOURNAL),
-        ("closed", "/r/state/.talon/index.json", False, None),
+        ("moved", "/r/state/.talon/index.json", False, Change.JOURNAL),  # another pass's checkpoint
+        ("closed", "/r/state/.talon/index.log", False, Change.JOURNAL),  # another pass's changes
+        ("created", "/r/state/.talon/index.log", False, None),
         ("moved", "/r/state/.talon/spec.cache", False, None),
         ("closed", "/r/state/.talon/locks/@pass.lock", False, None),
         ("closed", "/r/state/.talon/proc/a.a@1.1234.rc", False, Change.EXIT),

@@ -144,7 +144,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     except ProblemsError as exc:
         return report_problems("fsck", exc)
     now = parse_now(args.now)
-    findings = scan(repo.store, now, args.repair)
+    if args.repair:
+        from talon.passes import PASS_LOCK
+
+        repo.store.ensure()
+        with repo.store.locked(PASS_LOCK, timeout=300):  # no pass changes the book meanwhile
+            findings = scan(repo.store, now, True)
+    else:
+        findings = scan(repo.store, now, False)
     settled: list[str] = []
     if args.repair:
         from talon.passes import Pass

@@ -18,13 +18,27 @@ from talon.markers import format_marker
 from talon.report import ITEM_STATES, record_progress
 
 
+def _appears(path: Path, wait_s: float = 2.0) -> bool:
+    """Whether the run file is here. A run that a pass started in a batch gets its file a
+    moment after its process (see passes._Start): on this host (its directory exists) a job
+    reporting at once may be ahead of it, so wait a little rather than fall back to markers."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while not path.is_file():
+        if not path.parent.is_dir() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def locate_run(
     run_ref: str | None, directory: str | None, environ: Mapping[str, str]
 ) -> Path | None:
     """The run file to report to, or None when it is not reachable from here."""
     if run_ref is None and environ.get("TALON_RUN_FILE"):
         path = Path(environ["TALON_RUN_FILE"])
-        return path if path.is_file() else None
+        return path if _appears(path) else None
     ref = run_ref or environ.get("TALON_RUN_ID")
     if ref is None:
         raise UsageError(
