@@ -32,8 +32,10 @@ neither file again while nobody else wrote them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +52,9 @@ KEEP_DURATIONS = 20
 CHECKPOINT_BYTES = 64 * 1024
 
 
+_GENERATION = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     """The book as the files say it (after a load or a save); never mutated."""
@@ -58,6 +63,7 @@ class _Snapshot:
     cursors: dict[str, dict[str, Any]]
     checked: dict[str, float]
     durations: dict[str, list[float]]
+    cursor_generation: int
 
 
 @dataclass
@@ -77,6 +83,9 @@ class Book:
     fresh: set[str] = field(default_factory=set)
     base: _Snapshot | None = None  # what the files held at load; None: rebuilt
     journal_lines: int = 0  # creator lines folded in, to be emptied from the journal
+    # Changes whenever the cursors may have: equal generations, equal cursors (a pass that
+    # knows when the next trigger is due skips the per-job walk while nothing changed).
+    cursor_generation: int = field(default_factory=lambda: next(_GENERATION))
 
     def cursor(self, job: str) -> Cursor | None:
         raw = self.cursors.get(job)
@@ -96,7 +105,15 @@ class Book:
 
     def set_cursor(self, job: str, cursor: Cursor) -> None:
         self.cursors[job] = cursor.as_json()
+        self.cursor_generation = next(_GENERATION)
         self.dirty = True
+
+    def keep_cursors(self, jobs: Container[str]) -> None:
+        """Drop the cursors of jobs no longer in the schedule."""
+        kept = {k: v for k, v in self.cursors.items() if k in jobs}
+        if len(kept) != len(self.cursors):
+            self.cursors = kept
+            self.cursor_generation = next(_GENERATION)
 
     def add_duration(self, job: str, seconds: float) -> None:
         self.durations[job] = [*self.durations.get(job, []), round(seconds, 3)][-KEEP_DURATIONS:]
@@ -104,7 +121,11 @@ class Book:
 
     def snapshot(self) -> _Snapshot:
         return _Snapshot(
-            frozenset(self.open), dict(self.cursors), dict(self.checked), dict(self.durations)
+            frozenset(self.open),
+            dict(self.cursors),
+            dict(self.checked),
+            dict(self.durations),
+            self.cursor_generation,
         )
 
 
@@ -160,6 +181,7 @@ def _load(store: FileStore) -> Book:
             snap = saved.book
             book = Book(set(snap.open), dict(snap.cursors), dict(snap.checked))
             book.durations = dict(snap.durations)
+            book.cursor_generation = snap.cursor_generation
             book.base = snap
             offset = saved.log_size
     rebuilt = False
@@ -238,6 +260,7 @@ def _replay(book: Book, path: str, offset: int) -> int:
                 target: dict[str, Any]
                 if kind == "c":
                     target = book.cursors
+                    book.cursor_generation = next(_GENERATION)
                 elif kind == "k":
                     target = book.checked
                 else:
@@ -310,7 +333,8 @@ def _changes(base: _Snapshot, book: Book) -> list[str]:
         ("d", base.durations, book.durations),
     ):
         for key, value in new.items():
-            if old.get(key) != value:
+            was = old.get(key)
+            if was is not value and was != value:
                 out.append(f"{kind}{key}\t{json.dumps(value, separators=(',', ':'))}\n")
         out += [f"{kind}{key}\t\n" for key in old.keys() - new.keys()]
     return out

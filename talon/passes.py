@@ -216,7 +216,7 @@ class Pass:
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
-            self.book.cursors = {k: v for k, v in self.book.cursors.items() if k in self.spec.jobs}
+            self.book.keep_cursors(self.spec.jobs)
             open_ids = self._open_ids()
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
             crash_point("pass.before_book")
@@ -685,6 +685,15 @@ class Pass:
     def fire(self) -> None:
         latest: datetime | None = None
         now_ts = self.now.timestamp()
+        key = str(self.store.root)
+        known = _FIRE_HORIZON.get(key)
+        if (
+            known is not None
+            and known[0] is self.spec
+            and known[1] == self.book.cursor_generation
+            and known[3] <= now_ts < known[2]
+        ):
+            return  # the same jobs and cursors as the last walk, and nothing due before then
         for name, job in self.spec.jobs.items():
             raw = self.book.cursors.get(name)
             if raw is not None and raw.get("hash") == job.hash:
@@ -731,6 +740,8 @@ class Pass:
                     )
                 )
             self.book.set_cursor(name, advanced)
+        if not self.dry_run:
+            _FIRE_HORIZON[key] = (self.spec, self.book.cursor_generation, *_horizon(self.book))
         if latest is not None and latest > self.now:
             # Nothing is lost: triggers already processed stay processed, and new ones fire
             # once the clock passes them again.
@@ -1113,6 +1124,23 @@ def _replay(changes: Sequence[Callable[[Run], Run | None]]) -> Callable[[Run], R
 
 
 _AFTER_INDEX: list[tuple[Spec, dict[str, list[Job]]]] = []
+
+# Per state directory: (spec, cursor generation, earliest next due, latest cursor time) as the
+# last full walk of `fire` left them; while all four hold, no job can be due.
+_FIRE_HORIZON: dict[str, tuple[Spec, int, float, float]] = {}
+
+
+def _horizon(book: bookkeeping.Book) -> tuple[float, float]:
+    due, at = float("inf"), float("-inf")
+    for raw in book.cursors.values():
+        nd, a = raw.get("next_due"), raw.get("at")
+        if isinstance(nd, float | int) and nd < due:
+            due = nd
+        if isinstance(a, float | int) and a > at:
+            at = a
+        elif not isinstance(a, float | int):
+            at = float("inf")  # unknown: never skip on it
+    return due, at
 
 
 _UNBLOCKERS: dict[tuple[str, str], frozenset[str]] = {}

@@ -548,6 +548,11 @@ class FileStore:
                 ident = write_atomic(path, text, durable=False)
                 if self.wal is not None:
                     self.wal(path, text)
+            elif not durable and self._unsynced is not None:
+                # Re-derivable (a handle: the next pass adopts the run) and inside a batch: no
+                # fsync of its own, made durable by the batch's next sync all the same.
+                ident = write_atomic(path, text, durable=False)
+                self._unsynced.append(path)
             else:
                 ident = write_atomic(path, text, durable_dir=durable)
             self._cache[path] = (ident, new)
