@@ -405,3 +405,52 @@ def test_registry_builds_executors_by_type() -> None:
     assert set(EXECUTOR_TYPES) == {"local", "inprocess", "ssh", "sge", "slurm"}
     with pytest.raises(ValueError, match="unknown executor type 'lsf'"):
         executor_for("lsf", {})
+
+
+def test_a_command_string_runs_as_if_under_sh_c(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    """A string without a timeout runs in the wrapper's own subshell (one exec fewer): it must
+    see what `sh -c STRING` would: none of the wrapper's variables or arguments, default
+    signal dispositions, its own exit status, its syntax errors as status 2."""
+    probe = make_sub('echo "[$r][$d][$x][$t][$k][$c][$#][$*]"; trap; exit 7')
+    assert runner.INLINE in ex_argv(probe), "the fast path is the one tested"
+    status = settle(ex, ex.submit(probe), probe)
+    assert isinstance(status, Finished) and status.exit_code == 7, status
+    assert log_of(probe) == "[][][][][][][0][]\n", "nothing of the wrapper leaks, no traps set"
+    broken = make_sub("if then fi")
+    status = settle(ex, ex.submit(broken), broken)
+    assert isinstance(status, Finished) and status.exit_code == 2, status
+    assert "syntax error" in log_of(broken).lower()
+    assert log_of(broken).startswith("talon-run: 1: "), "the shell's own line numbers"
+
+
+def test_a_command_string_using_its_pid_gets_a_shell_of_its_own(
+    ex: LocalExecutor, make_sub: MakeSub
+) -> None:
+    """`$$` in a subshell would be the wrapper's pid; such commands run under `sh -c`."""
+    sub = make_sub('echo "$$ $PPID"; cat /proc/$$/cmdline | tr "\\0" " "')
+    assert runner.INLINE not in ex_argv(sub)
+    handle = ex.submit(sub)
+    status = settle(ex, handle, sub)
+    assert isinstance(status, Finished) and status.exit_code == 0, status
+    pid, ppid, *cmdline = log_of(sub).split()
+    assert int(ppid) == handle["pid"], "its parent is the wrapper"
+    assert int(pid) != handle["pid"]
+    assert cmdline[:2] == ["/bin/sh", "-c"]
+
+
+def test_cancel_stops_an_inline_command(ex: LocalExecutor, make_sub: MakeSub) -> None:
+    sub = make_sub("sleep 30; echo not reached")
+    handle = ex.submit(sub)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not runner.run_members(handle["pid"]):
+        time.sleep(0.01)
+    ex.cancel(handle, sub)
+    status = settle(ex, handle, sub)
+    assert isinstance(status, Finished) and status.exit_code == 128 + signal.SIGTERM, status
+    assert "not reached" not in log_of(sub)
+
+
+def ex_argv(sub: Submission) -> tuple[str, ...]:
+    from talon.executors.local import _argv
+
+    return _argv(sub.command, inline=sub.timeout_s is None)

@@ -4,10 +4,12 @@ Submit starts the run wrapper (`talon.executors.runner.WRAPPER`, POSIX sh) in a 
 returns at once; the wrapper runs the command, waits for it and records its exit status, so the
 run outlives the `talon reconcile` that started it and a later pass collects it.
 
-The command: a string runs as `/bin/sh -c STRING`; an argv tuple is executed directly, no shell,
-so every argument arrives literally. The environment is Talon's own plus `sub.env`, the working
-directory `sub.workdir` (else `TALON_REPO`, else the current one), stdin /dev/null, stdout and
-stderr appended to `sub.log_path`. Signal dispositions and mask are reset to the defaults.
+The command: a string runs as by `/bin/sh -c STRING` (in a subshell of the wrapper, which is
+that shell already; under `sh -c` when a timeout puts `timeout` in between); an argv tuple is
+executed directly, no shell, so every argument arrives literally. The environment is Talon's
+own plus `sub.env`, the working directory `sub.workdir` (else `TALON_REPO`, else the current
+one), stdin /dev/null, stdout and stderr appended to `sub.log_path`. Signal dispositions and
+mask are reset to the defaults.
 
 Handle (JSON, stored in the run file):
 
@@ -153,7 +155,7 @@ class LocalExecutor:
     # --- the protocol ----------------------------------------------------------------------
 
     def submit(self, sub: Submission) -> Handle:
-        argv = _argv(sub.command)
+        argv = _argv(sub.command, inline=sub.timeout_s is None)
         workdir = self._workdir(sub)
         timeout_program = self._timeout() if sub.timeout_s is not None else ""
         rc_file = status_file(sub)
@@ -379,10 +381,19 @@ class LocalExecutor:
             pass  # a later cancel or poll escalates (_escalate_if_due)
 
 
-def _argv(command: str | tuple[str, ...]) -> tuple[str, ...]:
+# `$$` and `$PPID` are the one thing a subshell cannot make look like `sh -c`: they would name
+# the wrapper and its parent. A command that uses them gets a shell of its own.
+_OWN_SHELL = re.compile(r"\$\$|\$\{\$\}|PPID")
+
+
+def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str, ...]:
+    """The command as the wrapper's trailing arguments; `inline`: a string runs in the
+    wrapper's own subshell (runner.INLINE) where it can, else under `/bin/sh -c`."""
     if isinstance(command, str):
         if not command.strip():
             raise SubmitRefused("empty command", retryable=False)
+        if inline and not _OWN_SHELL.search(command):
+            return (runner.INLINE, command)
         return (_SHELL, "-c", command)
     if not command or not command[0]:
         raise SubmitRefused("empty command", retryable=False)
