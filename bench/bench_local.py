@@ -62,12 +62,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("n", nargs="?", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    rows: dict[str, list[float]] = {"subprocess.run loop": [], "local argv": [], "local sh -c": []}
+    rows: dict[str, list[float]] = {
+        "subprocess.run loop": [],
+        "local argv": [],
+        "local string": [],  # in the wrapper's subshell
+        "local string, $$": [],  # under a `sh -c` of its own
+    }
     for r in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             rows["subprocess.run loop"].append(baseline(args.n))
             rows["local argv"].append(talon_local(args.n, Path(tmp) / f"a{r}", ("true",)))
-            rows["local sh -c"].append(talon_local(args.n, Path(tmp) / f"s{r}", "true"))
+            rows["local string"].append(talon_local(args.n, Path(tmp) / f"s{r}", "true"))
+            rows["local string, $$"].append(talon_local(args.n, Path(tmp) / f"p{r}", "true $$"))
     base = statistics.median(rows["subprocess.run loop"]) / args.n
     print(f"{args.n} runs of `true`, median of {args.repeat}: submit all, poll until all finished")
     for name, times in rows.items():
