@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,24 +50,32 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def _wake_on_child_exit() -> int | None:
+@contextlib.contextmanager
+def _wake_on_child_exit() -> Iterator[int | None]:
     """A descriptor that becomes readable when a child of this process exits (SIGCHLD through
     `signal.set_wakeup_fd`): the wrappers this pass started are our children, so `--wait`
     hears each run end at once instead of at its next look. None where signals cannot be
-    set (not the main thread)."""
+    set (not the main thread). The previous handler and wakeup descriptor come back after."""
     import signal
 
     r, w = os.pipe()
     os.set_blocking(r, False)
     os.set_blocking(w, False)
     try:
-        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        before = signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        before_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
     except ValueError:
         os.close(r)
         os.close(w)
-        return None
-    return r
+        yield None
+        return
+    try:
+        yield r
+    finally:
+        signal.set_wakeup_fd(before_fd)
+        signal.signal(signal.SIGCHLD, before if before is not None else signal.SIG_DFL)
+        os.close(r)
+        os.close(w)
 
 
 def _drain(wake: int | None) -> None:
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                 # a job, but not again at its end; the last sync is on the way out. Only with
                 # syncfs, which also covers what a concurrent pass relies on us having written.
                 stack.enter_context(repo.store.batched())
-            wake = _wake_on_child_exit()
+            wake = stack.enter_context(_wake_on_child_exit())
         failed_any = _loop(args, repo, environ, clock, wake, all_decisions)
         if args.wait:
             _checkpoint(repo)
