@@ -19,7 +19,8 @@ Files:
 - `index.log`: what passes changed since, one line per change, appended under the pass lock
   (`+rel`/`-rel` open or closed, `c`/`k`/`d` a cursor, check time or durations set, `=rel<TAB>run`
   a run held in memory and not yet written, or written without its own fsync: the next pass
-  writes it from here if the file is missing, empty or unreadable). A pass appends its
+  writes it from here if the file is missing, empty or unreadable; `#` a sync; `!rel` such lines
+  voided). A pass appends its
   changes in one write instead of rewriting the whole index (which costs a JSON dump of every
   job's cursor); past `CHECKPOINT_BYTES`, and when a `reconcile` is done, the index is
   rewritten and the log emptied, after a sync.
@@ -246,6 +247,9 @@ def _replay(book: Book, path: str, offset: int) -> int:
         try:
             if kind == "#":
                 book.fresh.clear()
+            elif kind == "!":
+                book.unwritten.pop(rest, None)
+                book.fresh.discard(rest)
             elif kind == "+":
                 book.open.add(rest)
             elif kind == "-":
@@ -297,6 +301,12 @@ def journal_open(store: FileStore, relpath: str) -> None:
     """A creator outside a pass records a run as open before its file exists (appended, so
     concurrent writers are safe; `talon watch` listens for it)."""
     _append(store, JOURNAL, f"+{relpath}\n")
+
+
+def forget_written(store: FileStore, relpath: str) -> None:
+    """The pass found `relpath` damaged after a sync and did not restore it: its `=` lines
+    are void, here and for every later replay (else a missing file would be 'restored')."""
+    _append(store, INDEX_LOG, f"!{relpath}\n")
 
 
 def mark_synced(store: FileStore) -> None:

@@ -187,13 +187,19 @@ class Pass:
             path = self.store.path_at(rel)
             try:
                 self.store.read(path)
+                del self.book.unwritten[rel]
                 continue
             except FileNotFoundError:
                 why = "fired by a pass that died before writing it"
             except CorruptRun as exc:  # moved aside by the read: nothing is lost
                 self.problems.append(str(exc))
                 if rel not in self.book.fresh:
-                    continue  # on disk whole at a sync since: damaged later, not by a power cut
+                    # On disk whole at a sync since: damaged later, not by a power cut, and the
+                    # logged copy may be older than what the file held (a cancel). Voided, so
+                    # that no later pass takes the file's absence for a run never written.
+                    del self.book.unwritten[rel]
+                    bookkeeping.forget_written(self.store, rel)
+                    continue
                 why = "restored from the index log after its file was found damaged"
             try:
                 run = Run.from_json(json.loads(text))

@@ -549,10 +549,12 @@ class FileStore:
                 if self.wal is not None:
                     self.wal(path, text)
             elif not durable and self._unsynced is not None:
-                # Re-derivable (a handle: the next pass adopts the run) and inside a batch: no
-                # fsync of its own, made durable by the batch's next sync all the same.
+                # Inside a batch: no fsync of its own, logged like any deferred write (a power
+                # cut could otherwise leave the file empty), durable with the next sync.
                 ident = write_atomic(path, text, durable=False)
                 self._unsynced.append(path)
+                if self.wal is not None:
+                    self.wal(path, text)
             else:
                 ident = write_atomic(path, text, durable_dir=durable)
             self._cache[path] = (ident, new)

@@ -344,3 +344,57 @@ def test_a_torn_line_spoils_only_itself(tmp_path: Path) -> None:
     book.open.add("p/k/k@1.json")
     save(st, book)
     assert fresh_load(st.root).open == {"p/j/j@1.json", "p/k/k@1.json"}
+
+
+def test_a_cancelled_run_whose_file_is_damaged_later_is_not_revived(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """A logged copy older than a cancel must never come back: not when the damaged file is
+    moved aside, nor by a later pass that finds the file missing."""
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:30+00:00")).run()
+    assert talon("-C", str(root), "cancel", "w@20261127T060000Z").code == 0
+    blocked = root / "state/2026-11-27/w/w@20261127T060000Z.json"
+    assert '"state": "skipped"' in blocked.read_text()
+    blocked.write_text("{damaged")
+    for now in ("2026-11-27T06:00:40Z", "2026-11-27T06:00:50Z", "2026-11-27T06:01:00Z"):
+        bookkeeping._SAVED.clear()  # each reconcile a new process
+        result = talon("-C", str(root), "reconcile", "--now", now)
+        assert "w@20261127T060000Z" not in result.out, result.out
+    assert not blocked.exists(), "moved aside, and not written again"
+
+
+def test_a_handle_written_inside_a_batch_is_logged(tmp_path: Path, talon: Talon) -> None:
+    """The handle of a run whose file existed before its start (w: blocked, then ready) is
+    written without an fsync of its own: its text goes to the log like every such write."""
+    import time
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    repo = open_repo(str(root), {})
+    now = datetime.fromisoformat("2026-11-27T06:00:30+00:00")
+    seen: list[str] = []
+    for _ in range(300):
+        seen += [f"{d.action} {d.run}" for d in Pass(repo.spec, repo.store, now).run()]
+        if "dispatch w@20261127T060000Z" in seen:
+            break
+        time.sleep(0.01)
+    assert "dispatch w@20261127T060000Z" in seen, seen
+    log = (root / "state/.talon" / INDEX_LOG).read_text()
+    logged = [
+        json.loads(line.split("\t", 1)[1])
+        for line in log.splitlines()
+        if line.startswith("=2026-11-27/w/")
+    ]
+    assert any(((r.get("executor") or {}).get("handle") or {}).get("pid") for r in logged), log

@@ -454,3 +454,16 @@ def ex_argv(sub: Submission) -> tuple[str, ...]:
     from talon.executors.local import _argv
 
     return _argv(sub.command, inline=sub.timeout_s is None)
+
+
+@pytest.mark.parametrize(
+    "command", ['echo "[$c][$r][$k]"', 'echo "[$c][$r][$k] $$" >/dev/null; echo "[$c][$r][$k]"']
+)
+def test_the_wrapper_leaves_the_jobs_environment_alone(
+    ex: LocalExecutor, make_sub: MakeSub, command: str
+) -> None:
+    """Short names in a job's environment reach the command unchanged, on both paths."""
+    sub = make_sub(command, env={"c": "see", "r": "are", "k": "kay"})
+    status = settle(ex, ex.submit(sub), sub)
+    assert isinstance(status, Finished) and status.exit_code == 0, status
+    assert log_of(sub) == "[see][are][kay]\n"

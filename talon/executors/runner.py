@@ -47,13 +47,16 @@ WRAPPER_NAME = "talon-run"  # the wrapper's $0: how `adopt` recognises it in /pr
 # subshell). `$0` differs (the wrapper's name, so also in the shell's error messages), and so
 # would `$$` and `$PPID`: commands using those run under `sh -c` (local._argv).
 INLINE = ""  # as argv[0]: never a program (an empty program is refused before)
-WRAPPER = """r=$1 d=$2 x=$3 t=$4 k=$5
+WRAPPER = """_talon_r=$1 _talon_d=$2 _talon_x=$3 _talon_t=$4 _talon_k=$5
 shift 5
 trap : HUP INT QUIT TERM
-cd -- "$d" && if [ -n "$x" ]; then "$x" -k "$k" "$t" "$@"
-elif [ -z "$1" ]; then (c=$2; unset r d x t k; set --; eval "unset c; $c"); else "$@"; fi
-echo $? >"$r"
+cd -- "$_talon_d" && if [ -n "$_talon_x" ]; then "$_talon_x" -k "$_talon_k" "$_talon_t" "$@"
+elif [ -z "$1" ]; then (_talon_c=$2; unset _talon_r _talon_d _talon_x _talon_t _talon_k; set --
+eval "unset _talon_c; $_talon_c"); else "$@"; fi
+echo $? >"$_talon_r"
 """
+# (Prefixed names: a job's environment may well hold `r` or `c`, which plain names would
+# overwrite in the command's environment.)
 
 PROC = Path("/proc")
 
