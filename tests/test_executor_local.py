@@ -235,6 +235,36 @@ def test_cancel_kills_a_run_that_ignores_sigterm(
     assert gone(job)
 
 
+IGNORES_TERM = (
+    "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    "open(sys.argv[1], 'w').write(f'{os.getpid()}\\n'); time.sleep(60)"
+)
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["subshell", "sh -c"])
+def test_cancel_kills_a_command_that_ignores_sigterm_under_a_shell_that_does_not(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path, inline: bool
+) -> None:
+    """The shell between the wrapper and the command dies of the SIGTERM, the wrapper records
+    143 and leaves; the command, which ignores SIGTERM, must still be killed after the grace,
+    not left running with no owner."""
+    pid_file = tmp_path / "py.pid"
+    own = "" if inline else "; : $$"  # `$$` gives the command a `sh -c` of its own
+    sub = make_sub(f'{sys.executable} -c "{IGNORES_TERM}" {pid_file}; echo after{own}')
+    handle = ex.submit(sub)
+    job = int(wait_for(pid_file))
+    ex.cancel(handle, sub)
+    # The wrapper ends at once, and is reaped here as `talon cancel` exiting would have it
+    # reaped by init: nothing is left to say the run was this session's but what was seen.
+    assert settle(ex, handle, sub) == Finished(143, "cancelled")
+    assert runner.read_proc(handle["pid"]) is None
+    deadline = time.monotonic() + GRACE + 10
+    while not gone(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(job), "the command outlived the cancel"
+    assert "after" not in log_of(sub)
+
+
 def test_cancel_of_a_finished_or_lost_run_does_nothing(
     ex: LocalExecutor, make_sub: MakeSub
 ) -> None:

@@ -248,8 +248,11 @@ class LocalExecutor:
             return
         with os.fdopen(fd, "w") as fh:
             fh.write(f"SIGTERM at {time.time():.3f}; SIGKILL after {self.kill_grace_s:g}s\n")
+        # Who is in the run before the signal: a shell in between may die of it at once while
+        # the command ignores it, and the wrapper then leaves (see runner.escalate).
+        members = runner.run_members(h.pid, self._proc)
         runner.terminate(h.pid, timeout_program=h.timeout_s is not None, proc=self._proc)
-        self._spawn_escalation(h)
+        self._spawn_escalation(h, members)
 
     def adopt(self, sub: Submission) -> Handle | None:
         rc_file = status_file(sub)
@@ -351,7 +354,7 @@ class LocalExecutor:
         if time.time() - since >= self.kill_grace_s + 1.0:
             runner.kill_members(h.pid, self._proc)
 
-    def _spawn_escalation(self, h: _Handle) -> None:
+    def _spawn_escalation(self, h: _Handle, members: list[runner.Proc]) -> None:
         assert h.pid is not None
         package_root = str(Path(runner.__file__).resolve().parents[2])
         args = [
@@ -364,6 +367,7 @@ class LocalExecutor:
             str(h.start) if h.start is not None else "-",
             h.boot or "-",
             repr(self.kill_grace_s),
+            runner.members_arg(members),
         ]
         env = {"PYTHONPATH": package_root, "PATH": self._environ.get("PATH", os.defpath)}
         try:

@@ -201,21 +201,48 @@ def kill_members(leader: int, proc: Path = PROC, rounds: int = 20) -> int:
 
 
 def escalate(
-    pid: int, start: int | None, boot: str | None, grace_s: float, proc: Path = PROC
+    pid: int,
+    start: int | None,
+    boot: str | None,
+    grace_s: float,
+    proc: Path = PROC,
+    known: dict[int, int] | None = None,
 ) -> None:
     """Wait up to `grace_s` for the run to stop after SIGTERM, then SIGKILL what is left of it.
 
-    Leaves early when the command has ended (the wrapper is then recording its status).
+    Leaves early when nothing of the run is left. "The run" is the wrapper's session, followed
+    by identity (pid and start time) from the moment a process is seen in it: a shell between
+    the wrapper and the command may die of the SIGTERM while the command ignores it, and the
+    wrapper then records the status and exits; the command is still in the session and must
+    not be left running. Once the wrapper is gone only processes seen before count, and their
+    children (the kernel keeps a session's number from being reused while any member lives,
+    but a new session could take it after).
     """
     deadline = time.monotonic() + grace_s
-    while True:
-        if identify(pid, start, boot, proc) is None or not run_members(pid, proc):
-            return
+    seen: dict[int, int] = dict(known or {})  # the members when the SIGTERM was sent
+    while _left_of_run(pid, start, boot, proc, seen):
         left = deadline - time.monotonic()
         if left <= 0:
-            break
+            for _ in range(20):
+                members = _left_of_run(pid, start, boot, proc, seen)
+                if not members:
+                    break
+                for p in members:
+                    _signal(p.pid, signal.SIGKILL)
+                time.sleep(0.01)
+            return
         time.sleep(min(0.1, left))
-    kill_members(pid, proc)
+
+
+def _left_of_run(
+    pid: int, start: int | None, boot: str | None, proc: Path, seen: dict[int, int]
+) -> list[Proc]:
+    members = run_members(pid, proc)
+    if identify(pid, start, boot, proc) is None:
+        members = [p for p in members if seen.get(p.pid) == p.start or p.ppid in seen]
+    for p in members:
+        seen[p.pid] = p.start
+    return members
 
 
 def _signal(pid: int, sig: int) -> int:
@@ -235,18 +262,30 @@ def _opt_int(text: str) -> int | None:
     return None if text in ("", "-") else int(text)
 
 
+def members_arg(members: Sequence[Proc]) -> str:
+    """Processes as `pid:start,...`, for `escalate`'s last argument."""
+    return ",".join(f"{p.pid}:{p.start}" for p in members) or "-"
+
+
 def main(argv: Sequence[str]) -> int:
-    """`escalate PID START BOOT GRACE`: detach, then `escalate`. Exits at once (no zombie)."""
-    if len(argv) != 5 or argv[0] != "escalate":
+    """`escalate PID START BOOT GRACE [MEMBERS]`: detach, then `escalate`. Exits at once (no
+    zombie). MEMBERS: the run's processes when it was signalled, as `pid:start,...`."""
+    if len(argv) not in (5, 6) or argv[0] != "escalate":
         print(
-            "usage: python -m talon.executors.runner escalate PID START BOOT GRACE", file=sys.stderr
+            "usage: python -m talon.executors.runner escalate PID START BOOT GRACE [MEMBERS]",
+            file=sys.stderr,
         )
         return 2
     pid, start, boot, grace = int(argv[1]), _opt_int(argv[2]), argv[3], float(argv[4])
+    known: dict[int, int] = {}
+    for item in (argv[5] if len(argv) == 6 else "-").split(","):
+        if ":" in item:
+            member, _, ticks = item.partition(":")
+            known[int(member)] = int(ticks)
     if os.fork():
         return 0  # the parent returns at once, so whoever started us can reap us at once
     try:
-        escalate(pid, start, boot if boot != "-" else None, grace)
+        escalate(pid, start, boot if boot != "-" else None, grace, known=known)
     finally:
         os._exit(0)
 
