@@ -61,6 +61,8 @@ PASS_LOCK = "@pass"
 # run they cannot find was never started. SSH cannot tell (the host may be unreachable).
 ADOPT_RELIABLE = frozenset({"local", "inprocess", "sge", "slurm"})
 UNSTARTED_GRACE_S = 5.0
+# Executors whose runs are processes of this host: a power cut ends them with the pass.
+_DIES_WITH_HOST = frozenset({"local", "inprocess"})
 
 
 @dataclass
@@ -928,7 +930,8 @@ class Pass:
             # Group commit: every intent (and whatever led to it) durable with one sync, then
             # the starts. A run refused or failing to start releases nothing the others took:
             # they were granted against the same counts a sequential pass would have used.
-            self.store.sync()
+            if any(self._outlives_a_crash_here(s.job) for s in starts):
+                self.store.sync()
             crash_point("dispatch.after_intent")
         for start in starts:
             self._submit(start)
@@ -950,6 +953,15 @@ class Pass:
         new = self.write(run, change)
         if new.reason != run.reason:
             self.decide("wait", new, reason)
+
+    def _outlives_a_crash_here(self, job: Job) -> bool:
+        """Whether a run of `job` could survive this host losing power. Only then must its
+        intent be on disk before it starts: a local run dies with the host, together with the
+        intent still in memory, and the next pass fires its trigger again as if it had never
+        been (a kill -9 of the pass loses no intent either: the page cache outlives it). On
+        shared storage (lockfile mode, NFS) the files outlive this host, so always."""
+        kind = self.spec.config.executors[job.executor].type
+        return kind not in _DIES_WITH_HOST or self.store.lock_mode != "flock"
 
     def _mark(self, run: Run, job: Job, grants: Sequence[Grant]) -> _Start | None:
         """Record the intent to start `run` (running, no handle yet); None if it cannot start.

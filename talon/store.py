@@ -4,12 +4,13 @@ Guarantees, and how:
 - A run file is written whole or not at all: temp file in the same directory, fsync, rename,
   fsync of the directory (skipped only for changes a later pass re-derives: see `update`).
 - Group commit: inside `batched()` (a reconcile pass) those fsyncs are deferred, and `sync()`
-  makes every write since durable at once with one syncfs(2). A pass syncs before it starts any
-  job (intent is durable before a dispatch) and before it ends, so what a finished pass
-  reports is on disk. One syncfs costs about one fsync here; 500 runs' worth of per-file fsyncs
-  cost 250 ms. Until that sync, a power cut may roll a write back; a file that comes back empty
-  or torn (a new file's data not yet on disk) is restored from the copy the pass logged (`wal`,
-  see bookkeeping). A process crash loses nothing: the page cache survives it.
+  makes every write since durable at once with one syncfs(2). A pass syncs before it starts a
+  job that could outlive a crash of this host (intent is durable before such a dispatch; see
+  Pass._outlives_a_crash_here) and before it ends, so what a finished pass reports is on
+  disk. One syncfs costs about one fsync here; 500 runs' worth of per-file fsyncs cost 250 ms.
+  Until that sync, a power cut may roll a write back; a file that comes back empty or torn (a
+  new file's data not yet on disk) is restored from the copy the pass logged (`wal`, see
+  bookkeeping). A process crash loses nothing: the page cache survives it.
 - Every read-modify-write happens under the job's lock (a byte of `locks/runs.lock`), and
   re-reads the file inside the lock, so a `talon progress` from a job and a reconcile pass
   never overwrite each other's changes.

@@ -398,3 +398,39 @@ def test_a_handle_written_inside_a_batch_is_logged(tmp_path: Path, talon: Talon)
         if line.startswith("=2026-11-27/w/")
     ]
     assert any(((r.get("executor") or {}).get("handle") or {}).get("pid") for r in logged), log
+
+
+@pytest.mark.parametrize(
+    ("executor", "lock_mode", "sync_first"),
+    [
+        ("local", "flock", False),  # dies with this host, with its intent
+        ("inprocess", "flock", False),
+        ("ssh", "flock", True),  # runs on: its intent must be on disk first
+        ("sge", "flock", True),
+        ("slurm", "flock", True),
+        ("local", "lockfile", True),  # state shared over NFS outlives this host
+    ],
+)
+def test_which_starts_wait_for_their_intent_on_disk(
+    tmp_path: Path, executor: str, lock_mode: str, sync_first: bool
+) -> None:
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
+    options = {
+        "ssh": "{type: ssh, known_hosts: kh}",
+        "sge": "{type: sge}",
+        "slurm": "{type: slurm}",
+    }
+    config = f"timezone: UTC\nstate: {{type: files, path: state, lock_mode: {lock_mode}}}\n" + (
+        f"executors:\n  x: {options[executor]}\n" if executor in options else ""
+    )
+    name = "x" if executor in options else executor
+    call = "  call: m:f\n" if executor == "inprocess" else "  command: 'true'\n"
+    jobs = f"jobs:\n j:\n{call}  trigger: external\n  executor: {name}\n".replace("\n  ", "\n   ")
+    root = write_repo(tmp_path, {"talon.yaml": config, "schedule/a.yaml": jobs})
+    repo = open_repo(str(root), {})
+    p = Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:00+00:00"))
+    assert p._outlives_a_crash_here(repo.spec.jobs["j"]) is sync_first
