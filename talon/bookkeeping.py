@@ -37,7 +37,7 @@ import itertools
 import json
 import os
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -312,7 +312,13 @@ def forget_written(store: FileStore, relpath: str) -> None:
 def mark_synced(store: FileStore) -> None:
     """Note in the log that everything before this line is durable (`FileStore.on_synced`).
     Not itself waited for: a mark lost to a power cut only makes replay more careful."""
-    _append(store, INDEX_LOG, "#\n", defer=False)
+    size = _append(store, INDEX_LOG, "#\n", defer=False)
+    book_dir = str(store.book)
+    saved = _SAVED.get(book_dir)
+    if saved is not None and saved.log_size == size - len("\n#\n"):
+        # Still this process's log as it saved it, plus the mark: remember that too, or the
+        # next load would replay it and a watcher would take it for someone else's write.
+        _SAVED[book_dir] = replace(saved, log_size=size)
 
 
 def _append(store: FileStore, name: str, text: str, *, defer: bool = True) -> int:

@@ -141,7 +141,7 @@ class Pass:
         if self.dry_run:
             return self._steps()
         self.store.ensure()
-        with self.store.locked(PASS_LOCK, timeout=300), self.store.batched():
+        with self.store.locked(PASS_LOCK, timeout=300), self.store.batched() as outermost:
             if self.clock is not None:
                 self.now = self.clock()  # the clock is read once the lock is ours
             from talon.quiet import forget
@@ -150,7 +150,10 @@ class Pass:
             self.store.wal = self._log_written
             self.store.on_synced = self._mark_synced
             try:
-                return self._steps()
+                decisions = self._steps()
+                if outermost:
+                    self.store.sync()  # here, not at the batch's end: the log gets its mark
+                return decisions
             finally:
                 self.store.wal = None
                 self.store.on_synced = None

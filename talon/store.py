@@ -300,14 +300,15 @@ class FileStore:
     # --- group commit --------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def batched(self) -> Iterator[None]:
-        """Defer the fsyncs of durable writes until `sync()` (and at the end, in any case)."""
+    def batched(self) -> Iterator[bool]:
+        """Defer the fsyncs of durable writes until `sync()` (and at the end, in any case).
+        Yields whether this is the outermost batch (an inner one leaves the sync to it)."""
         if self._unsynced is not None:
-            yield
+            yield False
             return
         self._unsynced = []
         try:
-            yield
+            yield True
         finally:
             try:
                 self.sync()

@@ -434,3 +434,20 @@ def test_which_starts_wait_for_their_intent_on_disk(
     repo = open_repo(str(root), {})
     p = Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:00+00:00"))
     assert p._outlives_a_crash_here(repo.spec.jobs["j"]) is sync_first
+
+
+def test_a_pass_does_not_take_its_own_sync_mark_for_someone_elses_write(tmp_path: Path) -> None:
+    """A watcher runs a pass, which ends with a sync and its mark in the log: the event for
+    that must not look like another process's write (a pass per pass, forever)."""
+    from datetime import datetime
+
+    from talon.passes import Pass
+    from talon.repo import open_repo
+
+    root = write_repo(tmp_path, {"schedule/a.yaml": CHAIN})
+    repo = open_repo(str(root), {})
+    bookkeeping._SAVED.clear()
+    Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T05:00:00+00:00")).run()
+    Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:30+00:00")).run()
+    assert (root / "state/.talon" / INDEX_LOG).read_text().endswith("\n#\n")
+    assert not bookkeeping.written_by_others(repo.store)
