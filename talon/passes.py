@@ -61,6 +61,7 @@ PASS_LOCK = "@pass"
 # run they cannot find was never started. SSH cannot tell (the host may be unreachable).
 ADOPT_RELIABLE = frozenset({"local", "inprocess", "sge", "slurm"})
 UNSTARTED_GRACE_S = 5.0
+GROUP_COMMIT_S = 0.1  # the longest a pass's records wait for a sync inside a longer batch
 # Executors whose runs are processes of this host: a power cut ends them with the pass.
 _DIES_WITH_HOST = frozenset({"local", "inprocess"})
 
@@ -153,6 +154,10 @@ class Pass:
                 decisions = self._steps()
                 if outermost:
                     self.store.sync()  # here, not at the batch's end: the log gets its mark
+                else:
+                    # Inside a longer batch (`reconcile --wait`): a power cut rolls back at most
+                    # this much of what the passes recorded (jobs that finished, among others).
+                    self.store.sync_if_older(GROUP_COMMIT_S)
                 return decisions
             finally:
                 self.store.wal = None

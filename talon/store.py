@@ -33,6 +33,7 @@ import contextlib
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -289,6 +290,7 @@ class FileStore:
     _dirs: set[Path] = field(default_factory=set, repr=False)  # known to exist
     # Inside `batched()`: files written since the last `sync()`, not yet durable. None outside.
     _unsynced: list[Path] | None = field(default=None, repr=False)
+    _unsynced_since: float = field(default=0.0, repr=False)  # monotonic time of the oldest
     # Inside `batched()`: told each run file's new text as it is written without its fsync
     # (the pass appends it to the index log, from which a file a power cut emptied is restored).
     wal: Callable[[Path, str], None] | None = field(default=None, repr=False)
@@ -319,8 +321,16 @@ class FileStore:
         """Whether a durable write of `path` may skip its fsyncs (noted for the next sync)."""
         if self._unsynced is None:
             return False
+        if not self._unsynced:
+            self._unsynced_since = time.monotonic()
         self._unsynced.append(path)
         return True
+
+    def sync_if_older(self, seconds: float) -> None:
+        """`sync()`, if the oldest write not yet durable is older than `seconds`: bounds what a
+        power cut can roll back in a long batch, at one sync per that much time at most."""
+        if self._unsynced and time.monotonic() - self._unsynced_since >= seconds:
+            self.sync()
 
     def sync(self) -> None:
         """Make every write since the last sync durable: one syncfs(2), else an fsync of each
@@ -554,7 +564,7 @@ class FileStore:
                 # Inside a batch: no fsync of its own, logged like any deferred write (a power
                 # cut could otherwise leave the file empty), durable with the next sync.
                 ident = write_atomic(path, text, durable=False)
-                self._unsynced.append(path)
+                self.deferred(path)
                 if self.wal is not None:
                     self.wal(path, text)
             else:

@@ -253,6 +253,11 @@ def test_group_commit_defers_and_syncs(tmp_path: Path) -> None:
         assert st._unsynced == [path]
         st.sync()
         assert st._unsynced == []
+        st.deferred(path)
+        st.sync_if_older(60)
+        assert st._unsynced == [path], "younger than the bound: still waiting for company"
+        st.sync_if_older(0)
+        assert st._unsynced == []
     assert st._unsynced is None
     assert not st.deferred(path), "outside a batch every durable write syncs at once"
 
