@@ -50,7 +50,7 @@ INDEX = "index.json"
 INDEX_LOG = "index.log"
 JOURNAL = "journal"
 KEEP_DURATIONS = 20
-CHECKPOINT_BYTES = 64 * 1024
+CHECKPOINT_BYTES = 256 * 1024  # a checkpoint costs a sync and a durable index write
 
 
 _GENERATION = itertools.count(1)

@@ -196,7 +196,10 @@ class Pass:
         for rel, text in sorted(self.book.unwritten.items()):
             path = self.store.path_at(rel)
             try:
-                self.store.read(path)
+                if rel in self.book.fresh:
+                    self.store.read(path)  # written since the last sync: may be torn
+                elif not os.path.exists(path):  # on disk whole at a sync since, if there
+                    raise FileNotFoundError(path)
                 del self.book.unwritten[rel]
                 continue
             except FileNotFoundError:
