@@ -413,10 +413,17 @@ class Pass:
 
     def executor(self, name: str) -> Executor:
         if name not in self._executors:
-            from talon.executors.registry import executor_for
-
             cfg = self.spec.config.executors[name]
-            self._executors[name] = executor_for(cfg.type, cfg.options)
+            kept = _LOCAL_EXECUTORS.get(name)
+            if kept is not None and kept[0] is cfg:
+                self._executors[name] = kept[1]
+            else:
+                from talon.executors.registry import executor_for
+
+                self._executors[name] = executor_for(cfg.type, cfg.options)
+                if cfg.type in _DIES_WITH_HOST:
+                    # Stateless between calls: the passes of one process share it.
+                    _LOCAL_EXECUTORS[name] = (cfg, self._executors[name])
         return self._executors[name]
 
     def submission(self, run: Run, job: Job, grants: Sequence[Mapping[str, Any]]) -> Submission:
@@ -1153,6 +1160,8 @@ def _replay(changes: Sequence[Callable[[Run], Run | None]]) -> Callable[[Run], R
 
 
 _AFTER_INDEX: list[tuple[Spec, dict[str, list[Job]]]] = []
+# local and inprocess executors by name, with the configuration they were made from.
+_LOCAL_EXECUTORS: dict[str, tuple[Any, Executor]] = {}
 
 # Per state directory: (spec, cursor generation, earliest next due, latest cursor time) as the
 # last full walk of `fire` left them; while all four hold, no job can be due.
