@@ -231,8 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from talon.problems import ProblemsError
         from talon.store import StoreError
 
+        if isinstance(exc, ProblemsError):  # invalid configuration: every problem, located
+            from talon.repo import report_problems
+
+            return report_problems(command, exc)
         if isinstance(exc, StoreError):  # a damaged run file: named, moved aside, reported
             print(f"talon {command}: {exc}", file=sys.stderr)
             return EXIT_FAILED

@@ -15,8 +15,7 @@ from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.creating import create_run
 from talon.periods import Period, parse_period_key
 from talon.plan import new_run
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 from talon.revision import git_revision
 from talon.runs import iso
 from talon.store import run_id_for
@@ -25,10 +24,7 @@ MAX_PERIODS = 10_000
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("backfill", exc)
+    repo = open_repo(args.directory, environ)
     job = repo.job(args.job)
     now = parse_now(args.now)
     tz = ZoneInfo(job.timezone)

@@ -9,17 +9,13 @@ import sys
 from collections.abc import Mapping
 
 from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 from talon.runs import Run, State, iso
 from talon.store import StoreError
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("cancel", exc)
+    repo = open_repo(args.directory, environ)
     now = parse_now(args.now)
     try:
         path = repo.store.find(args.run)

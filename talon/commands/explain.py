@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.output import emit_json
-from talon.problems import ProblemsError
-from talon.repo import Repo, open_repo, report_problems
+from talon.repo import Repo, open_repo
 from talon.runs import Run, State
 from talon.store import StoreError
 from talon.triggers import is_timed, next_fire
@@ -73,10 +72,7 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ, readonly=True)
-    except ProblemsError as exc:
-        return report_problems("explain", exc)
+    repo = open_repo(args.directory, environ, readonly=True)
     now = parse_now(args.now)
     if "@" in args.target or args.target.endswith(".json"):
         try:

@@ -19,8 +19,7 @@ from typing import Any
 from talon import bookkeeping
 from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
 from talon.output import emit_json
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 from talon.runs import OPEN_STATES, State
 from talon.store import BOOK_DIR, RUN_SUFFIX, CorruptRun, FileStore
 
@@ -139,10 +138,7 @@ def _peek(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("fsck", exc)
+    repo = open_repo(args.directory, environ)
     now = parse_now(args.now)
     if args.repair:
         from talon.passes import PASS_LOCK

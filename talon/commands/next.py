@@ -14,16 +14,12 @@ from zoneinfo import ZoneInfo
 
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.output import emit_json
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 from talon.triggers import Fire, is_timed, next_fire
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ, readonly=True)
-    except ProblemsError as exc:
-        return report_problems("next", exc)
+    repo = open_repo(args.directory, environ, readonly=True)
     job = repo.job(args.job)
     if args.count < 1:
         raise UsageError("--count must be at least 1")

@@ -10,8 +10,7 @@ from datetime import datetime
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.output import emit_json
 from talon.plan import Decision
-from talon.problems import ProblemsError
-from talon.repo import Repo, open_repo, report_problems
+from talon.repo import Repo, open_repo
 
 
 def simulate(
@@ -50,10 +49,7 @@ def simulate(
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ, readonly=True)
-    except ProblemsError as exc:
-        return report_problems("plan", exc)
+    repo = open_repo(args.directory, environ, readonly=True)
     now = parse_now(args.now)
     until = parse_now(args.until) if args.until else None
     if until is not None and until < now:

@@ -111,13 +111,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
             print("[]")
         return EXIT_OK
     from talon.output import emit_json
-    from talon.problems import ProblemsError
-    from talon.repo import open_repo, report_problems
+    from talon.repo import open_repo
 
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("reconcile", exc)
+    repo = open_repo(args.directory, environ)
     started = time.monotonic()
     all_decisions: list[Decision] = []
     wake: int | None = None

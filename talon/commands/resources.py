@@ -10,8 +10,7 @@ from typing import Any
 from talon import bookkeeping
 from talon.cli import EXIT_OK
 from talon.output import emit_json, table
-from talon.problems import ProblemsError
-from talon.repo import Repo, open_repo, report_problems
+from talon.repo import Repo, open_repo
 from talon.resources import candidates
 from talon.runs import Run, State
 
@@ -59,10 +58,7 @@ def tree(repo: Repo) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ, readonly=True)
-    except ProblemsError as exc:
-        return report_problems("resources", exc)
+    repo = open_repo(args.directory, environ, readonly=True)
     rows = tree(repo)
     if args.json:
         emit_json(rows)

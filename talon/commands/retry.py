@@ -10,16 +10,12 @@ from collections.abc import Mapping
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.creating import create_unique
 from talon.plan import next_attempt
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 from talon.store import StoreError
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("retry", exc)
+    repo = open_repo(args.directory, environ)
     now = parse_now(args.now)
     try:
         old = repo.store.read(repo.store.find(args.run))

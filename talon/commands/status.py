@@ -12,9 +12,8 @@ from talon.cli import EXIT_OK, parse_now
 from talon.durations import format_duration
 from talon.output import emit_json, table
 from talon.plan import period_for
-from talon.problems import ProblemsError
 from talon.progress import describe, effective, expected_seconds
-from talon.repo import Repo, open_repo, report_problems
+from talon.repo import Repo, open_repo
 from talon.runs import Run
 
 
@@ -67,10 +66,7 @@ def row(
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ, readonly=True)
-    except ProblemsError as exc:
-        return report_problems("status", exc)
+    repo = open_repo(args.directory, environ, readonly=True)
     now = parse_now(args.now)
     runs = gather(repo, now, args.period, args.job)
     durations = bookkeeping.load(repo.store).durations

@@ -12,8 +12,7 @@ from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.creating import create_unique
 from talon.periods import parse_period_key
 from talon.plan import new_run, period_for
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 from talon.revision import git_revision
 from talon.runs import iso
 from talon.store import run_id_for
@@ -30,10 +29,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("trigger", exc)
+    repo = open_repo(args.directory, environ)
     job = repo.job(args.job)
     now = parse_now(args.now)
     if args.period:

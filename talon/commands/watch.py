@@ -7,8 +7,7 @@ import os
 from collections.abc import Mapping
 
 from talon.cli import UsageError
-from talon.problems import ProblemsError
-from talon.repo import open_repo, report_problems
+from talon.repo import open_repo
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
@@ -20,10 +19,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         raise UsageError(f"--full-pass: {exc}") from None
     if full_pass_s <= 0:
         raise UsageError("--full-pass: must be more than 0s")
-    try:
-        repo = open_repo(args.directory, environ)
-    except ProblemsError as exc:
-        return report_problems("watch", exc)
+    repo = open_repo(args.directory, environ)
     from talon.watch import watch
 
     return watch(repo, environ, full_pass_s=full_pass_s, json_lines=bool(args.json))
