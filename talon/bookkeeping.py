@@ -44,7 +44,7 @@ from typing import Any
 
 from talon.plan import Cursor
 from talon.runs import OPEN_STATES
-from talon.store import CorruptRun, FileStore, write_atomic
+from talon.store import CorruptRun, FileStore, Identity, identity, write_atomic
 
 INDEX = "index.json"
 INDEX_LOG = "index.log"
@@ -73,7 +73,6 @@ class Book:
     cursors: dict[str, dict[str, Any]] = field(default_factory=dict)
     checked: dict[str, float] = field(default_factory=dict)
     durations: dict[str, list[float]] = field(default_factory=dict)
-    dirty: bool = False
     problems: list[str] = field(default_factory=list)  # damaged files met while rebuilding
     # Runs a pass fired but had not written when it died, or wrote without its own fsync:
     # relpath -> the run's JSON text (the latest line).
@@ -107,7 +106,6 @@ class Book:
     def set_cursor(self, job: str, cursor: Cursor) -> None:
         self.cursors[job] = cursor.as_json()
         self.cursor_generation = next(_GENERATION)
-        self.dirty = True
 
     def keep_cursors(self, jobs: Container[str]) -> None:
         """Drop the cursors of jobs no longer in the schedule."""
@@ -118,7 +116,6 @@ class Book:
 
     def add_duration(self, job: str, seconds: float) -> None:
         self.durations[job] = [*self.durations.get(job, []), round(seconds, 3)][-KEEP_DURATIONS:]
-        self.dirty = True
 
     def snapshot(self) -> _Snapshot:
         return _Snapshot(
@@ -134,7 +131,7 @@ class Book:
 class _Saved:
     """What this process last saved: valid while the index and the log are as it left them."""
 
-    index: tuple[int, int, int] | None  # index.json's identity
+    index: Identity | None  # index.json's identity
     log: tuple[int, int]  # index.log's (device, inode)
     log_size: int
     book: _Snapshot
@@ -143,12 +140,11 @@ class _Saved:
 _SAVED: dict[str, _Saved] = {}
 
 
-def _identity(path: str) -> tuple[int, int, int] | None:
+def _identity(path: str) -> Identity | None:
     try:
-        st = os.stat(path)
+        return identity(os.stat(path))
     except FileNotFoundError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def load(store: FileStore) -> Book:
@@ -157,22 +153,25 @@ def load(store: FileStore) -> Book:
     Readers without the pass lock (`status`, `resources`, `fsck`) may meet a checkpoint half
     done (the new index with the old log, or the old index with the emptied log): a load
     during which the index changed is read again."""
+    index = f"{store.book}/{INDEX}"
+    before = _identity(index)
     for _ in range(5):
-        before = _identity(f"{store.book}/{INDEX}")
-        book = _load(store)
-        if _identity(f"{store.book}/{INDEX}") == before:
+        book = _load(store, before)
+        after = _identity(index)
+        if after == before:
             break
+        before = after
     return book
 
 
-def _load(store: FileStore) -> Book:
+def _load(store: FileStore, index_identity: Identity | None) -> Book:
     book_dir = str(store.book)
     log_path = f"{book_dir}/{INDEX_LOG}"
     # On NFS (lockfile mode) attributes are cached: a stat may not show another host's write.
     saved = _SAVED.get(book_dir) if store.lock_mode != "lockfile" else None
     book: Book | None = None
     offset = 0
-    if saved is not None and saved.index == _identity(f"{book_dir}/{INDEX}"):
+    if saved is not None and saved.index == index_identity:
         try:
             st = os.stat(log_path)
         except FileNotFoundError:
@@ -180,8 +179,9 @@ def _load(store: FileStore) -> Book:
         if st is not None and (st.st_dev, st.st_ino) == saved.log and st.st_size >= saved.log_size:
             # What this process saved last, plus whatever others appended since.
             snap = saved.book
-            book = Book(set(snap.open), dict(snap.cursors), dict(snap.checked))
-            book.durations = dict(snap.durations)
+            book = Book(
+                set(snap.open), dict(snap.cursors), dict(snap.checked), dict(snap.durations)
+            )
             book.cursor_generation = snap.cursor_generation
             book.base = snap
             offset = saved.log_size
@@ -200,8 +200,6 @@ def _load(store: FileStore) -> Book:
     if _replay(book, log_path, offset) or book.base is None:
         book.base = None if rebuilt else book.snapshot()  # rebuilt: the next save checkpoints
     book.journal_lines = _replay(book, f"{book_dir}/{JOURNAL}", 0)
-    if book.journal_lines:
-        book.dirty = True
     return book
 
 
@@ -312,7 +310,7 @@ def forget_written(store: FileStore, relpath: str) -> None:
 def mark_synced(store: FileStore) -> None:
     """Note in the log that everything before this line is durable (`FileStore.on_synced`).
     Not itself waited for: a mark lost to a power cut only makes replay more careful."""
-    size = _append(store, INDEX_LOG, "#\n", defer=False)
+    size = _append(store, INDEX_LOG, "#\n", defer=False).st_size
     book_dir = str(store.book)
     saved = _SAVED.get(book_dir)
     if saved is not None and saved.log_size == size - len("\n#\n"):
@@ -321,8 +319,8 @@ def mark_synced(store: FileStore) -> None:
         _SAVED[book_dir] = replace(saved, log_size=size)
 
 
-def _append(store: FileStore, name: str, text: str, *, defer: bool = True) -> int:
-    """Append whole lines in one write; returns the file's size after it. The write starts
+def _append(store: FileStore, name: str, text: str, *, defer: bool = True) -> os.stat_result:
+    """Append whole lines in one write; returns the file's stat after it. The write starts
     with a newline of its own: a line torn by a power cut then spoils only itself, never the
     line appended after it (replay skips empty lines)."""
     store.makedirs(store.book)
@@ -335,7 +333,7 @@ def _append(store: FileStore, name: str, text: str, *, defer: bool = True) -> in
         written = os.write(fd, data)
         if written != len(data):
             raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
-        return os.fstat(fd).st_size
+        return os.fstat(fd)
     finally:
         os.close(fd)
 
@@ -362,22 +360,23 @@ def save(store: FileStore, book: Book, *, checkpoint: bool = False) -> None:
     book_dir = str(store.book)
     log_path = f"{book_dir}/{INDEX_LOG}"
     lines = _changes(book.base, book) if book.base is not None else None
-    size = _log_size(log_path)
+    log = _stat(log_path)
+    size = log.st_size if log else 0
     text = "".join(lines) if lines is not None else ""
     if checkpoint and lines == [] and size == 0 and not book.journal_lines:
         pass  # nothing changed since the last checkpoint
     elif lines is None or checkpoint or size + len(text) > CHECKPOINT_BYTES:
         _checkpoint(store, book)
     else:
-        if text:
-            size = _append(store, INDEX_LOG, text)
+        log = _append(store, INDEX_LOG, text) if text else _stat(log_path)
         if book.journal_lines:
             # The creators' lines are in the log now; durable before they leave the journal.
             store.sync()
             _truncate(f"{book_dir}/{JOURNAL}")
-        st = os.stat(log_path) if os.path.exists(log_path) else None
-        _remember(store, book, (st.st_dev, st.st_ino) if st else (0, 0), size)
-    book.dirty = False
+        if log is None:
+            _remember(store, book, (0, 0), 0)
+        else:
+            _remember(store, book, (log.st_dev, log.st_ino), log.st_size)
 
 
 def _checkpoint(store: FileStore, book: Book) -> None:
@@ -426,11 +425,11 @@ def _remember(store: FileStore, book: Book, log: tuple[int, int], size: int) -> 
     _SAVED[book_dir] = _Saved(_identity(f"{book_dir}/{INDEX}"), log, size, book.snapshot())
 
 
-def _log_size(path: str) -> int:
+def _stat(path: str) -> os.stat_result | None:
     try:
-        return os.stat(path).st_size
+        return os.stat(path)
     except FileNotFoundError:
-        return 0
+        return None
 
 
 def _truncate(path: str) -> None:
@@ -444,7 +443,7 @@ def _truncate(path: str) -> None:
 def rebuild(store: FileStore) -> Book:
     """Scan every run file once: the open ones go in the index, and each job's cursor restarts
     at its newest scheduled trigger, so triggers missed since are caught up, not forgotten."""
-    book = Book(dirty=True)
+    book = Book()
     newest: dict[str, datetime] = {}
     for path in store.iter_run_files():
         try:

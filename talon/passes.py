@@ -119,7 +119,6 @@ class Pass:
     _revision_read: bool = False
     changed_jobs: set[str] = field(default_factory=set)
     clock: Callable[[], datetime] | None = None
-    _after_index: dict[str, list[Job]] | None = None
     # Rewrite the index at the end (a process's last pass) rather than append to its log.
     checkpoint: bool = False
 
@@ -219,6 +218,7 @@ class Pass:
             except (ValueError, KeyError, TypeError):
                 continue
             if self.store.create(run):
+                del self.book.unwritten[rel]
                 self.decide("recover", run, why)
 
     def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
@@ -230,7 +230,6 @@ class Pass:
         self.fire()
         self.check()
         self.dispatch()
-        self._write_held()
         self._flush_pending()
         if not self.dry_run:
             assert self.view is not None
@@ -686,9 +685,7 @@ class Pass:
         return progress, artifacts
 
     def _dependants(self, upstream: str) -> list[Job]:
-        if self._after_index is None:
-            self._after_index = _after_index(self.spec)
-        return self._after_index.get(upstream, [])
+        return _after_index(self.spec).get(upstream, [])
 
     def _trigger_dependants(self, upstream: Run) -> None:
         for job in self._dependants(upstream.job):
@@ -798,29 +795,12 @@ class Pass:
 
     def check(self) -> None:
         assert self.view is not None
-        now_ts = self.now.timestamp()
-        checked = self.book.checked
-        for name, by_job in list(self.view.open_by_job.items()):
-            job = self.spec.jobs.get(name)
-            # Most blocked runs wait for jobs that did not change in this pass and were
-            # checked within their poll interval: skip those on a dict lookup (the same test
-            # as check_one's, hoisted out of the per-run loop: hundreds of runs wait at once).
-            quiet = (
-                job is not None
-                and not job.constraints.start_by
-                and self.changed_jobs.isdisjoint(_unblockers(job))
-            )
+        for by_job in list(self.view.open_by_job.values()):
             runs = list(by_job.values())
             if len(runs) > 1:
                 runs.sort(key=lambda r: (r.created, r.id))
             for run in runs:
-                if run.state is State.BLOCKED:
-                    if quiet and job is not None:
-                        last = checked.get(run.id)
-                        if last is not None and now_ts - last < job.poll_s:
-                            continue
-                    self.check_one(run)
-                elif run.state is State.READY:
+                if run.state in (State.BLOCKED, State.READY):
                     self.check_one(run)
 
     def check_one(self, run: Run, dispatched: int = 0) -> Run:
@@ -933,7 +913,7 @@ class Pass:
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
-                if self.dry_run or self.spec.config.executors[job.executor].type in ADOPT_RELIABLE:
+                if self.dry_run or cfg.type in ADOPT_RELIABLE:
                     starts.append(start)
                 else:
                     # An executor that cannot find what it started (ssh): a pass dying between

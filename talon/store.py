@@ -73,14 +73,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _fsync_path(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        _fsync_dir(path)  # opens read-only and fsyncs: a file as well as a directory
 
 
 _SYNCFS: list[Callable[[int], int] | None] = []
@@ -106,11 +100,10 @@ def _syncfs(directory: Path) -> bool:
     """syncfs(2) on the filesystem holding `directory`: every dirty file on it durable in one
     call. False where there is none (not Linux, no libc symbol) or it failed: callers fall back
     to one fsync per file."""
-    if not _SYNCFS:
-        _load_syncfs()
-    fn = _SYNCFS[0]
-    if fn is None:
+    if not syncfs_available():
         return False
+    fn = _SYNCFS[0]
+    assert fn is not None
     fd = os.open(directory, os.O_RDONLY)
     try:
         return fn(fd) == 0
@@ -121,7 +114,7 @@ def _syncfs(directory: Path) -> bool:
 Identity = tuple[int, int, int]  # (mtime_ns, size, inode): a file version, for read caches
 
 
-def _identity(st: os.stat_result) -> Identity:
+def identity(st: os.stat_result) -> Identity:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
@@ -133,7 +126,7 @@ def _write_temp(path: Path, text: str, durable: bool) -> tuple[str, Identity]:
         if durable:
             os.fsync(fd)
         # What a later stat of the renamed or linked file says (neither changes mtime).
-        return tmp, _identity(os.fstat(fd))
+        return tmp, identity(os.fstat(fd))
     finally:
         os.close(fd)
 
@@ -428,7 +421,7 @@ class FileStore:
 
     def read(self, path: Path) -> Run:
         """One run; a damaged file is moved aside and raised as CorruptRun."""
-        key = _identity(os.stat(path))
+        key = identity(os.stat(path))
         hit = self._cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -556,15 +549,10 @@ class FileStore:
             if new is None or new == current:
                 return current
             text = dumps(new)
-            if durable and self.deferred(path):
+            if self.deferred(path):
+                # Inside a batch, durable or not: no fsync of its own, logged (a power cut could
+                # otherwise leave the file empty), durable with the batch's next sync.
                 ident = write_atomic(path, text, durable=False)
-                if self.wal is not None:
-                    self.wal(path, text)
-            elif not durable and self._unsynced is not None:
-                # Inside a batch: no fsync of its own, logged like any deferred write (a power
-                # cut could otherwise leave the file empty), durable with the next sync.
-                ident = write_atomic(path, text, durable=False)
-                self.deferred(path)
                 if self.wal is not None:
                     self.wal(path, text)
             else:
@@ -578,7 +566,7 @@ class FileStore:
         """A bookkeeping JSON file (index, cursors); None when missing or damaged (rebuilt)."""
         path = self.book / name
         try:
-            ident = _identity(os.stat(path))
+            ident = identity(os.stat(path))
             hit = self._books.get(name)
             if hit is not None and hit[0] == ident:
                 return hit[1]  # the passes of one process: what the last one saved

@@ -121,8 +121,7 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
             )
     if repair:
         book.open = open_found | {p for p in book.open if (store.root / p).is_file()}
-        with store.locked("@pass"):
-            bookkeeping.save(store, book, checkpoint=True)
+        bookkeeping.save(store, book, checkpoint=True)  # under the pass lock run() holds
     return findings
 
 

@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,11 +187,16 @@ def terminate(leader: int, *, timeout_program: bool, proc: Path = PROC) -> None:
             _signal_group(pgrp, signal.SIGTERM)
 
 
-def kill_members(leader: int, proc: Path = PROC, rounds: int = 20) -> int:
+def kill_members(
+    leader: int,
+    proc: Path = PROC,
+    rounds: int = 20,
+    members_of: Callable[[int, Path], list[Proc]] = run_members,
+) -> int:
     """SIGKILL every process of the run but the wrapper; repeat while new ones appear."""
     killed = 0
     for _ in range(rounds):
-        members = run_members(leader, proc)
+        members = members_of(leader, proc)
         if not members:
             break
         for p in members:
@@ -220,16 +225,14 @@ def escalate(
     """
     deadline = time.monotonic() + grace_s
     seen: dict[int, int] = dict(known or {})  # the members when the SIGTERM was sent
-    while _left_of_run(pid, start, boot, proc, seen):
+
+    def left_of_run(leader: int, proc: Path) -> list[Proc]:
+        return _left_of_run(leader, start, boot, proc, seen)
+
+    while left_of_run(pid, proc):
         left = deadline - time.monotonic()
         if left <= 0:
-            for _ in range(20):
-                members = _left_of_run(pid, start, boot, proc, seen)
-                if not members:
-                    break
-                for p in members:
-                    _signal(p.pid, signal.SIGKILL)
-                time.sleep(0.01)
+            kill_members(pid, proc, members_of=left_of_run)
             return
         time.sleep(min(0.1, left))
 
