@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from talon.executors.base import Handle, Submission, SubmitRefused
+from talon.executors.base import Handle, Lost, Running, Status, Submission, SubmitRefused
 
 EXIT_TIMED_OUT = 124
 EXIT_NOT_STARTED = 125
@@ -410,6 +410,23 @@ class BatchSettings(RemoteSettings):
     ) -> None:
         super().__init__(config, now=now)
         self.accounting_grace = seconds(config.get("accounting_grace"), 60)
+
+    def gone_from_queue(self, missing: Since, waiting: str, lost: str) -> Status:
+        """A job neither queued nor accounted for yet: running (accounting lags) until
+        `accounting_grace` after it was first missed, then lost. `{waited}` in the two
+        texts is the seconds since."""
+        first = missing.mark(self._now())
+        waited = (self._now() - first).total_seconds()
+        if waited < self.accounting_grace:
+            return Running(detail=waiting.format(waited=f"{waited:.0f}"))
+        return Lost(lost.format(waited=f"{waited:.0f}"))
+
+    @staticmethod
+    def mark_cancelled(sub: Submission, kind: str) -> None:
+        """Tell a later poll the run ended because it was cancelled (the wrapper cannot)."""
+        state = run_state_dir(sub, kind)
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "cancelled").touch()
 
     def prepare(self, sub: Submission, kind: str, job_id_var: str) -> tuple[str, str, Path, Path]:
         """(job name, working directory, run state directory, job script) for a submission."""

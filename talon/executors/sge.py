@@ -33,7 +33,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission
+from talon.executors.base import Finished, Handle, Running, Status, Submission
 from talon.executors.remote import (
     EXIT_NOT_STARTED,
     BatchSettings,
@@ -126,21 +126,15 @@ class SgeExecutor(BatchSettings):
                 local.exit_code, timed_out=local.timed_out, cancelled=local.cancelled
             )
             return Finished(local.exit_code, detail=detail)
-        first = missing.mark(self._now())
-        waited = (self._now() - first).total_seconds()
-        if waited < self.accounting_grace:
-            return Running(
-                detail=f"job {job_id} left qstat; waiting for accounting ({waited:.0f}s)"
-            )
-        return Lost(
+        return self.gone_from_queue(
+            missing,
+            f"job {job_id} left qstat; waiting for accounting ({{waited}}s)",
             f"Grid Engine job {job_id} is neither queued nor in the accounting "
-            f"{waited:.0f}s after it left qstat"
+            "{waited}s after it left qstat",
         )
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
-        state = run_state_dir(sub, "sge")
-        state.mkdir(parents=True, exist_ok=True)
-        (state / "cancelled").touch()
+        self.mark_cancelled(sub, "sge")
         self._qdel(str(handle["job_id"]))
 
     def adopt(self, sub: Submission) -> Handle | None:

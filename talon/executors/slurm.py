@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import subprocess
 
-from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission
+from talon.executors.base import Finished, Handle, Running, Status, Submission
 from talon.executors.remote import (
     EXIT_TIMED_OUT,
     BatchSettings,
@@ -91,19 +91,15 @@ class SlurmExecutor(BatchSettings):
             if end_state and end_state not in ("COMPLETED", "FAILED"):
                 detail += f" (Slurm: {end_state})"
             return Finished(code, detail=detail)
-        first = missing.mark(self._now())
-        waited = (self._now() - first).total_seconds()
-        if waited < self.accounting_grace:
-            return Running(detail=f"job {job_id} left squeue; waiting for its end state")
-        return Lost(
+        return self.gone_from_queue(
+            missing,
+            f"job {job_id} left squeue; waiting for its end state",
             f"Slurm job {job_id} is unknown to squeue, scontrol and sacct "
-            f"{waited:.0f}s after it left the queue"
+            "{waited}s after it left the queue",
         )
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
-        state = run_state_dir(sub, "slurm")
-        state.mkdir(parents=True, exist_ok=True)
-        (state / "cancelled").touch()
+        self.mark_cancelled(sub, "slurm")
         job_id = str(handle["job_id"])
         out = self._cmd(["scancel", job_id])
         err = out.stderr.lower()
