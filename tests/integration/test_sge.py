@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ import pytest
 from talon.executors.base import Finished, Lost, Running
 from talon.executors.remote import EXIT_NOT_STARTED, job_name
 from talon.executors.sge import SgeExecutor
-from talon.markers import format_marker, parse_markers
+from tests.integration import batch_checks
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Runs
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("sge")]
 
 CONFIG = {"type": "sge", "queue": "all.q", "kill_grace": 2}
-NASTY = ("x; touch pwned", "$(id)", "`id`", 'it\'s "quoted"', "two  spaces", "*")
 
 
 def _running(job_id: str) -> bool:
@@ -31,36 +29,11 @@ def _running(job_id: str) -> bool:
 
 
 def test_success_failure_output_and_markers(runs: Runs, tmp_path: Path) -> None:
-    ex = SgeExecutor(CONFIG)
-    progress = format_marker("progress", {"percent": 40})
-    artifact = format_marker("artifact", {"url": "file:///data/out file.csv", "name": "it's"})
-    ok = runs.sub(
-        f'echo "job $JOB_ID in $(pwd) region=$REGION"; echo {shlex.quote(progress)}; '
-        f"echo to-stderr >&2; echo {shlex.quote(artifact)}",
-        env={"REGION": "eu west; $(id)"},
-        workdir=tmp_path,
-    )
-    bad = runs.sub("echo failing; exit 7")
-    handles = [ex.submit(ok), ex.submit(bad)]  # both queued at once
-    assert handles[0]["name"] == job_name(ok.run_id)
-    assert runs.settle(ex, handles[0], ok) == Finished(0, detail="succeeded")
-    assert runs.settle(ex, handles[1], bad) == Finished(7, detail="exit status 7")
-    log = ok.log_path.read_text()
-    assert f"job {handles[0]['job_id']} in {tmp_path} region=eu west; $(id)" in log
-    assert "to-stderr" in log
-    assert list(parse_markers(log.splitlines())) == [
-        ("progress", {"percent": 40}),
-        ("artifact", {"name": "it's", "url": "file:///data/out file.csv"}),
-    ]
-    assert "failing" in bad.log_path.read_text()
+    batch_checks.success_failure_output_and_markers(SgeExecutor(CONFIG), runs, tmp_path, "JOB_ID")
 
 
 def test_arguments_arrive_literally(runs: Runs, tmp_path: Path) -> None:
-    ex = SgeExecutor(CONFIG)
-    sub = runs.sub(("printf", "[%s]\\n", *NASTY), workdir=tmp_path)
-    assert runs.settle(ex, ex.submit(sub), sub) == Finished(0, detail="succeeded")
-    assert sub.log_path.read_text().splitlines() == [f"[{a}]" for a in NASTY]
-    assert not (tmp_path / "pwned").exists()
+    batch_checks.arguments_arrive_literally(SgeExecutor(CONFIG), runs, tmp_path)
 
 
 def test_cancel_timeout_and_qdel_behind_our_back(runs: Runs) -> None:
