@@ -290,6 +290,25 @@ def log_written(store: FileStore, relpath: str, text: str) -> None:
     _append(store, INDEX_LOG, f"={relpath}\t{text.replace(chr(10), ' ')}\n")
 
 
+def logged_run(store: FileStore, run_id: str) -> tuple[str, str] | None:
+    """The last copy of run `run_id` the index log holds, as (relpath, JSON text): a run a
+    `reconcile --wait` started and has not written yet is only there (Pass._defer)."""
+    suffix = f"/{run_id}.json"
+    try:
+        raw = (store.book / INDEX_LOG).read_bytes()
+    except FileNotFoundError:
+        return None
+    found: tuple[str, str] | None = None
+    for line in raw.decode("utf-8", "replace").split("\n")[:-1]:
+        if line.startswith("=") and "\t" in line:
+            rel, text = line[1:].split("\t", 1)
+            if rel.endswith(suffix):
+                found = (rel, text)
+        elif line.startswith("!") and found is not None and line[1:] == found[0]:
+            found = None
+    return found
+
+
 def pass_opened(store: FileStore, relpath: str) -> None:
     """A pass records a run as open before its file exists."""
     _append(store, INDEX_LOG, f"+{relpath}\n")

@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -62,6 +63,8 @@ PASS_LOCK = "@pass"
 ADOPT_RELIABLE = frozenset({"local", "inprocess", "sge", "slurm"})
 UNSTARTED_GRACE_S = 5.0
 GROUP_COMMIT_S = 0.1  # the longest a pass's records wait for a sync inside a longer batch
+# `reconcile --wait`: how long the file of a run this process started may wait (see _defer).
+DEFER_S = 0.1
 # Executors whose runs are processes of this host: a power cut ends them with the pass.
 _DIES_WITH_HOST = frozenset({"local", "inprocess"})
 
@@ -134,6 +137,13 @@ class Pass:
     pending: dict[str, Run] = field(default_factory=dict)
     # Changes decided and not yet written: run id -> (the run as changed, the changes).
     held: dict[str, tuple[Run, list[Callable[[Run], Run | None]]]] = field(default_factory=dict)
+    # Ends collected and decided, written after the dispatch step (see _apply_end), and the
+    # job locks held until then.
+    ends: list[tuple[Run, Callable[[Run], Run | None]]] = field(default_factory=list)
+    _end_locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    # `reconcile --wait`: the runs this process started whose file waits (see _Deferred),
+    # shared by its passes. None: every file is written in the pass that changed it.
+    deferred: dict[str, _Deferred] | None = None
 
     # --- the pass ----------------------------------------------------------------------------
 
@@ -184,7 +194,26 @@ class Pass:
         self.problems.extend(self.book.problems)
         self.view = PassView(self.store, problems=self.problems)
         self._write_unwritten()
+        self._check_deferred()
         return self._load_open()
+
+    def _check_deferred(self) -> None:
+        """Forget the deferred files someone wrote meanwhile (a pass restoring one from the
+        log, `talon cancel`): the file rules. A run cancelled before its handle was on disk
+        could not be stopped by the canceller, so it is stopped here."""
+        for rel, d in list((self.deferred or {}).items()):
+            path = self.store.path_at(rel)
+            if d.on_disk and self.store.unchanged(path):
+                continue
+            if not d.on_disk and not os.path.exists(path):
+                continue
+            del self.deferred[rel]  # type: ignore[union-attr]
+            try:
+                current = self.store.read(path)
+            except (FileNotFoundError, CorruptRun):
+                continue
+            if current.state is not State.RUNNING or current.dispatch != d.run.dispatch:
+                self._stop(d.run, "cancelled while its record was pending")
 
     def _write_unwritten(self) -> None:
         """Runs in the index log whose file is missing (fired by a pass that died before
@@ -193,6 +222,8 @@ class Pass:
         if self.dry_run:
             return
         for rel, text in sorted(self.book.unwritten.items()):
+            if self.deferred and rel in self.deferred:
+                continue  # this process's own run, whose file waits (not a pass that died)
             path = self.store.path_at(rel)
             try:
                 if rel in self.book.fresh:
@@ -226,11 +257,14 @@ class Pass:
         assert self.view is not None
         if runs is None:
             runs = [r for by_job in self.view.open_by_job.values() for r in by_job.values()]
-        self.collect(runs)
-        self.fire()
-        self.check()
-        self.dispatch()
+        with self._end_locks:
+            self.collect(runs)
+            self.fire()
+            self.check()
+            self.dispatch()
+            self._write_ends()
         self._flush_pending()
+        self._flush_deferred(DEFER_S)
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
@@ -277,8 +311,9 @@ class Pass:
         out = []
         for rel in sorted(self.book.open):
             path = self.store.path_at(rel)
+            pending = self.deferred.get(rel) if self.deferred else None
             try:
-                run = self.store.read(path)
+                run = pending.run if pending is not None else self.store.read(path)
             except FileNotFoundError:
                 continue
             except CorruptRun as exc:
@@ -374,6 +409,8 @@ class Pass:
         still wins). What is still held after the dispatch step is written then.
         """
         assert self.view is not None
+        if self.deferred and self._rel(run) in self.deferred:
+            self._flush_deferred(0.0, only=self._rel(run))
         held = self.held.pop(run.id, None)
         if run.id in self.pending:
             new = change(self.pending[run.id]) or self.pending[run.id]
@@ -606,8 +643,74 @@ class Pass:
             return
         # The job's lock from the re-read to the final write: a `talon cancel` lands either
         # before (the run is skipped, nothing follows from it) or after (it finds it ended).
-        with self.store.locked(run.job):
-            self._settle_end(run, settled, sub)
+        # The write itself waits until the dispatch step has started what this end set off (a
+        # dependant, a retry): in a chain the next job then runs while this one is recorded.
+        self._end_locks.enter_context(self.store.locked(run.job))
+        self._settle_end(run, settled, sub)
+
+    def _known(self, run: Run) -> Run:
+        """The run as its file holds it, or as this process knows it while its file waits."""
+        rel = self._rel(run)
+        path = self.store.path_of(run)
+        pending = self.deferred.get(rel) if self.deferred else None
+        if pending is not None:
+            if self.store.unchanged(path) if pending.on_disk else not os.path.exists(path):
+                return pending.run
+            del self.deferred[rel]  # type: ignore[union-attr]
+        return self.store.read(path)
+
+    def _flush_deferred(self, older_than: float, only: str | None = None) -> None:
+        """Write the deferred files of runs started at least `older_than` seconds ago."""
+        if not self.deferred:
+            return
+        now = time.monotonic()
+        for rel, d in list(self.deferred.items()):
+            if (only is not None and rel != only) or now - d.since < older_than:
+                continue
+            del self.deferred[rel]
+            try:
+                if d.on_disk:
+                    self.store.update(self.store.path_at(rel), _handle_of(d.run), durable=False)
+                else:
+                    self.store.create(d.run)  # False: restored from its log line meanwhile
+            except (FileNotFoundError, CorruptRun) as exc:
+                self.problems.append(f"{rel}: {exc}")
+
+    def _stop(self, run: Run, why: str) -> None:
+        found = self.submission_for(run)
+        handle = (run.executor or {}).get("handle")
+        if found is None or handle is None:
+            return
+        try:
+            found[1].cancel(handle, found[0])
+        except Exception as exc:  # an unreachable host: say so, the run stays as its file says
+            self.problems.append(f"{run.id}: {why}; stopping it failed: {exc}")
+
+    def _write_ends(self) -> None:
+        """Write the ends decided by `collect` (their job locks held since the decision, so
+        the file is still as it was read)."""
+        for run, change in self.ends:
+            path = self.store.path_of(run)
+            pending = self.deferred.pop(self._rel(run), None) if self.deferred else None
+            try:
+                if pending is None:
+                    new = self.store.update(path, change)
+                elif pending.on_disk:
+                    new = self.store.update(path, _replay([_handle_of(pending.run), change]))
+                else:
+                    final = change(pending.run)
+                    if final is not None and self.store.create(final):
+                        new = final
+                    else:  # restored from the log meanwhile: the end goes on that file
+                        new = self.store.update(path, change)
+            except CorruptRun as exc:
+                self.problems.append(str(exc))
+                continue
+            if new.state.terminal:
+                # Only once the outcome is durable: a power cut before would bring the run
+                # back as running, and without its status file it would be taken for lost.
+                self.store.when_synced(functools.partial(_prune_status, new))
+        self.ends.clear()
 
     def _settle_end(self, run: Run, settled: Run, sub: Submission | None) -> None:
         job = self.spec.jobs.get(run.job)
@@ -616,7 +719,7 @@ class Pass:
             # file no longer says running was cancelled, and its exit must not start a retry
             # or its dependants.
             try:
-                current = self.store.read(self.store.path_of(run))
+                current = self._known(run)
             except (FileNotFoundError, CorruptRun):
                 return
             if current.state is not State.RUNNING:
@@ -649,11 +752,14 @@ class Pass:
                 new = replace(new, artifacts=(*new.artifacts, *artifacts))
             return new
 
-        new = self.write(run, change)
-        if new.state.terminal and not self.dry_run:
-            # Only once the outcome is durable: a power cut before would bring the run back
-            # as running, and without its status file it would be taken for lost.
-            self.store.when_synced(functools.partial(_prune_status, new))
+        if self.dry_run:
+            new = self.write(run, change)
+        else:
+            new = change(current) or current
+            self.ends.append((run, change))
+            self.changed_jobs.add(run.job)
+            assert self.view is not None
+            self.view.note(new)
         if new.state is State.SUCCEEDED and new.started:
             self.book.add_duration(
                 run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()
@@ -1059,6 +1165,9 @@ class Pass:
             self.decide("fail", marked, broken)
             return False
         crash_point("dispatch.after_submit")
+        if self.deferred is not None and self._defer(start, handle):
+            self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
+            return True
         if start.unwritten:
             recorded = _with_handle(handle)(marked) or marked
             # Not made durable at once: the journal holds the intent until the pass's last sync.
@@ -1079,6 +1188,30 @@ class Pass:
                 self.problems.append(f"{marked.id}: {why}")
             return False
         self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
+        return True
+
+    def _defer(self, start: _Start, handle: Handle) -> bool:
+        """Keep the started run's file for later (`reconcile --wait`, local executors): most
+        runs end within DEFER_S, and then one write records the whole run, instead of a write
+        with the handle now and a rewrite at the end (each a file created, on these disks the
+        dearest part of a run). The handle goes to the index log at once, so a pass that
+        finds the file missing (this process killed) writes it from there; a file with the
+        intent but no handle is found by `adopt`. False when the file changed since the mark
+        (a cancel): the caller's write sees to it."""
+        if self._outlives_a_crash_here(start.job):
+            return False  # (and on shared storage, other hosts read the files meanwhile)
+        assert self.deferred is not None and self.view is not None
+        rel = self._rel(start.marked)
+        path = self.store.path_at(rel)
+        on_disk = not start.unwritten
+        if on_disk and not self.store.unchanged(path):
+            return False
+        if not on_disk and os.path.exists(path):
+            return False
+        recorded = _with_handle(handle)(start.marked) or start.marked
+        bookkeeping.journal_fired(self.store, rel, json.dumps(recorded.to_json()))
+        self.deferred[rel] = _Deferred(recorded, time.monotonic(), on_disk)
+        self.view.note(recorded)
         return True
 
     @staticmethod
@@ -1110,6 +1243,15 @@ class Pass:
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+@dataclass
+class _Deferred:
+    """A run this process started and has not written since (see Pass._defer)."""
+
+    run: Run  # running, with its handle
+    since: float  # time.monotonic() at the start
+    on_disk: bool  # its file exists, with the intent and no handle; else no file yet
 
 
 @dataclass
@@ -1225,6 +1367,19 @@ def _prune_status(run: Run) -> None:
 def _with_handle(handle: Handle) -> Callable[[Run], Run | None]:
     def change(run: Run) -> Run | None:
         return replace(run, executor={**(run.executor or {}), "handle": handle})
+
+    return change
+
+
+def _handle_of(known: Run) -> Callable[[Run], Run | None]:
+    """Give the file the handle of `known`, while it still holds the same intent."""
+
+    def change(current: Run) -> Run | None:
+        if current.state is not State.RUNNING or current.dispatch != known.dispatch:
+            return None
+        if (current.executor or {}).get("handle") is not None:
+            return None
+        return replace(current, executor=known.executor)
 
     return change
 

@@ -443,6 +443,14 @@ class FileStore:
         self._cache[path] = (key, run)
         return run
 
+    def unchanged(self, path: Path) -> bool:
+        """Whether `path` is still the file this store last read or wrote (one stat)."""
+        hit = self._cache.get(path)
+        try:
+            return hit is not None and hit[0] == identity(os.stat(path))
+        except FileNotFoundError:
+            return False
+
     def _quarantine(self, path: Path, why: str) -> CorruptRun:
         from datetime import UTC
 

@@ -7,11 +7,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
+from talon import bookkeeping
 from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
 from talon.repo import open_repo
 from talon.runs import Run, State, iso
-from talon.store import StoreError
+from talon.store import FileStore, StoreError
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
@@ -20,7 +22,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     try:
         path = repo.store.find(args.run)
     except StoreError as exc:
-        raise UsageError(str(exc)) from None
+        restored = _from_index_log(repo.store, args.run)
+        if restored is None:
+            raise UsageError(str(exc)) from None
+        path = restored
+    logged = bookkeeping.logged_run(repo.store, path.name[: -len(".json")])
     before: list[Run] = []
 
     def change(current: Run) -> Run | None:
@@ -37,7 +43,13 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if old.state is State.RUNNING and old.executor and old.executor.get("handle") is not None:
+    handle = (old.executor or {}).get("handle")
+    if old.state is State.RUNNING and handle is None and logged is not None:
+        # Started by a `reconcile --wait` that has not written the handle yet: it is logged.
+        copy = Run.from_json(json.loads(logged[1]))
+        if copy.dispatch == old.dispatch:
+            handle = (copy.executor or {}).get("handle")
+    if old.state is State.RUNNING and handle is not None:
         from talon.passes import Pass
 
         p = Pass(repo.spec, repo.store, now)
@@ -45,7 +57,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         if found is not None:
             sub, ex = found
             try:
-                ex.cancel(old.executor["handle"], sub)
+                ex.cancel(handle, sub)
             except Exception as exc:
                 print(
                     f"talon cancel: {new.id} is skipped, but stopping it failed: {exc}",
@@ -56,3 +68,23 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     else:
         print(f"{new.id}: skipped (cancelled by user)")
     return EXIT_OK
+
+
+def _from_index_log(store: FileStore, run_id: str) -> Path | None:
+    """A run whose file is not written yet (its pass keeps it for later, or died): written
+    from its copy in the index log, so that it can be cancelled like any other."""
+    from talon.passes import PASS_LOCK
+
+    if "@" not in run_id or "/" in run_id:
+        return None
+    with store.locked(PASS_LOCK, timeout=60):
+        logged = bookkeeping.logged_run(store, run_id)
+        if logged is None:
+            return None
+        path = store.path_at(logged[0])
+        try:
+            run = Run.from_json(json.loads(logged[1]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        store.create(run)  # False: its pass wrote it meanwhile, which is as good
+    return path if path.is_file() else None

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from talon.cli import EXIT_FAILED, EXIT_OK, find_repo, parse_now
 
@@ -27,12 +27,22 @@ def one_pass(
     environ: Mapping[str, str],
     clock: Callable[[], datetime] | None = None,
     checkpoint: bool = False,
+    deferred: dict[str, Any] | None = None,
 ) -> tuple[list[Decision], list[str], bool]:
-    """Run a pass; returns (decisions, problems, whether anything is still ready or running)."""
+    """Run a pass; returns (decisions, problems, whether anything is still ready or running).
+    `deferred`: the run files a process's passes keep for later (Pass.deferred)."""
     from talon.passes import Pass
     from talon.runs import State
 
-    p = Pass(repo.spec, repo.store, now, environ=environ, clock=clock, checkpoint=checkpoint)
+    p = Pass(
+        repo.spec,
+        repo.store,
+        now,
+        environ=environ,
+        clock=clock,
+        checkpoint=checkpoint,
+        deferred=deferred,
+    )
     decisions = p.run()
     assert p.view is not None
     active = any(
@@ -163,10 +173,13 @@ def _loop(
     failed_any = False
     delay = 0.002
     proc_dir = repo.store.book / "proc"
+    # Between the passes of --wait: the files of runs started and not yet written (see
+    # Pass._defer). A pass writes those older than DEFER_S; the last finds none left.
+    deferred: dict[str, Any] | None = {} if args.wait else None
     while True:
         _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
         decisions, problems, active = one_pass(
-            repo, clock(), environ, clock, checkpoint=not args.wait
+            repo, clock(), environ, clock, checkpoint=not args.wait, deferred=deferred
         )
         for problem in problems:
             print(f"talon reconcile: {problem}", file=sys.stderr)

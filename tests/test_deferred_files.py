@@ -1,0 +1,240 @@
+"""`reconcile --wait` keeps the file of a local run it started until the run ends (or DEFER_S).
+
+Most runs end within DEFER_S, and one file write then records the whole run instead of a write
+with the handle and a rewrite at the end. What must hold meanwhile: the run's copy is in the
+index log, so another process (a pass, `talon cancel`, a pass after a kill -9) finds it there;
+a file someone else wrote wins over the deferred copy; nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from talon import bookkeeping
+from talon.bookkeeping import INDEX_LOG
+from talon.passes import Pass, _Deferred
+from talon.repo import open_repo
+from talon.runs import Run
+from tests.conftest import write_repo
+
+NOW = datetime.fromisoformat("2026-11-27T06:00:30+00:00")
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`talon` as another process would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "talon", "-C", str(root), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def repo_with(tmp_path: Path, jobs: str) -> Path:
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
+    return root
+
+
+def logged(root: Path, run_id: str) -> list[Run]:
+    text = (root / "state/.talon" / INDEX_LOG).read_text()
+    return [
+        Run.from_json(json.loads(line.split("\t", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("=") and line.split("\t", 1)[0].endswith(f"/{run_id}.json")
+    ]
+
+
+def passes(root: Path, deferred: dict[str, _Deferred], until: str, limit: int = 500) -> list[str]:
+    """Passes of one process sharing `deferred`, as `reconcile --wait` runs them."""
+    repo = open_repo(str(root), {})
+    seen: list[str] = []
+    for _ in range(limit):
+        p = Pass(repo.spec, repo.store, NOW, deferred=deferred)
+        seen += [f"{d.action} {d.run}" for d in p.run()]
+        if until in seen:
+            return seen
+        time.sleep(0.005)
+    raise AssertionError(f"never saw {until!r}: {seen}")
+
+
+def test_a_run_that_ends_soon_gets_its_file_once_with_its_whole_story(tmp_path: Path) -> None:
+    root = repo_with(tmp_path, "jobs:\n  a: {command: 'true', trigger: '0 6 * * *'}\n")
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    first = [
+        f"{d.action} {d.run}" for d in Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+    ]
+    assert "dispatch a@20261127T060000Z" in first, first
+    path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
+    assert not path.exists(), "the file waits for the run to end"
+    copies = logged(root, "a@20261127T060000Z")
+    assert copies[-1].state.value == "running"
+    pid = (copies[-1].executor or {})["handle"]["pid"]
+    assert isinstance(pid, int), "the handle is in the log from the start"
+    passes(root, deferred, "succeed a@20261127T060000Z")
+    run = json.loads(path.read_text())
+    assert run["state"] == "succeeded"
+    assert run["executor"]["handle"]["pid"] == pid
+    assert [h["state"] for h in run["history"]] == ["ready", "running", "succeeded"]
+    assert deferred == {}
+
+
+def test_a_long_run_gets_its_file_after_the_window(tmp_path: Path) -> None:
+    root = repo_with(tmp_path, "jobs:\n  a: {command: 'sleep 30', trigger: '0 6 * * *'}\n")
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+    path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
+    try:
+        assert not path.exists()
+        time.sleep(0.15)  # > DEFER_S
+        Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+        run = json.loads(path.read_text())
+        assert run["state"] == "running" and run["executor"]["handle"]["pid"]
+        assert deferred == {}
+    finally:
+        assert cli(root, "cancel", "a@20261127T060000Z").returncode == 0
+
+
+def test_another_process_writes_a_deferred_file_from_the_log_and_nothing_runs_twice(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    root = repo_with(
+        tmp_path,
+        f"jobs:\n  a: {{command: 'echo x >> {marker}; sleep 0.5', trigger: '0 6 * * *'}}\n"
+        "  b: {command: 'true', trigger: {after: a}}\n",
+    )
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+    path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
+    assert not path.exists()
+    # A cron `talon reconcile` between two passes of the --wait: the run is only in the log.
+    other = cli(root, "reconcile", "--now", "2026-11-27T06:00:31Z")
+    assert other.returncode == 0, other.stderr
+    assert "recover  a@20261127T060000Z" in other.stdout, other.stdout
+    assert json.loads(path.read_text())["state"] == "running"
+    seen = passes(root, deferred, "succeed b@20261127T060000Z.after.a", limit=600)
+    assert not [s for s in seen if s.startswith("dispatch a@")], seen
+    assert marker.read_text() == "x\n", "a ran once"
+    assert json.loads(path.read_text())["state"] == "succeeded"
+
+
+def test_cancel_finds_a_run_whose_file_is_not_written_yet(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    root = repo_with(
+        tmp_path,
+        f"jobs:\n  a: {{command: 'echo $$ > {pidfile}; exec sleep 30', trigger: '0 6 * * *'}}\n",
+    )
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+    path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
+    assert not path.exists()
+    done = cli(root, "cancel", "a@20261127T060000Z")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(path.read_text())["state"] == "skipped"
+    pid = _wait_for_pid(pidfile)
+    _wait_gone(pid)
+    # The --wait process goes on: the file rules, the run stays skipped.
+    Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+    assert deferred == {}
+    assert json.loads(path.read_text())["state"] == "skipped"
+
+
+def test_a_run_cancelled_before_its_handle_is_written_is_stopped_by_the_pass(
+    tmp_path: Path,
+) -> None:
+    """w's file exists (blocked, then marked running) but its handle waits. A `talon cancel`
+    that finds no handle in the file and none in the log (here: the log line removed, as
+    if the canceller looked before it was appended) cannot stop it; the pass does."""
+    pidfile = tmp_path / "pid"
+    root = repo_with(
+        tmp_path,
+        "jobs:\n  a: {command: 'true', trigger: '0 6 * * *'}\n"
+        f"  w: {{command: 'echo $$ > {pidfile}; exec sleep 30', trigger: '0 6 * * *',"
+        " constraints: {after: [a]}}\n",
+    )
+    deferred: dict[str, _Deferred] = {}
+    passes(root, deferred, "dispatch w@20261127T060000Z")
+    path = root / "state/2026-11-27/w/w@20261127T060000Z.json"
+    on_disk = json.loads(path.read_text())
+    assert on_disk["state"] == "running" and on_disk["executor"]["handle"] is None
+    log = root / "state/.talon" / INDEX_LOG
+    log.write_text(
+        "".join(
+            line + "\n"
+            for line in log.read_text().splitlines()
+            if not (line.startswith("=2026-11-27/w/") and '"pid"' in line)
+        )
+    )
+    bookkeeping._SAVED.clear()
+    assert cli(root, "cancel", "w@20261127T060000Z").returncode == 0
+    pid = _wait_for_pid(pidfile)
+    assert _alive(pid), "the canceller had no handle to stop it with"
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+    _wait_gone(pid)
+    assert json.loads(path.read_text())["state"] == "skipped"
+
+
+def test_a_killed_wait_leaves_its_running_run_to_the_next_pass(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    root = repo_with(
+        tmp_path,
+        f"jobs:\n  a: {{command: 'echo x >> {marker}; sleep 1', trigger: '0 6 * * *'}}\n",
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "talon", "-C", str(root), "reconcile", "--wait", "--now", str(NOW)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("dispatch"):
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
+    assert not path.exists(), "killed before the file was due"
+    again = cli(root, "reconcile", "--wait", "--now", "2026-11-27T06:00:31Z")
+    assert again.returncode == 0, again.stderr
+    assert "recover  a@20261127T060000Z" in again.stdout, again.stdout
+    assert "succeed  a@20261127T060000Z" in again.stdout, again.stdout
+    assert "dispatch" not in again.stdout
+    assert marker.read_text() == "x\n"
+
+
+def _wait_for_pid(pidfile: Path) -> int:
+    for _ in range(500):
+        if pidfile.exists() and pidfile.read_text().strip():
+            return int(pidfile.read_text())
+        time.sleep(0.01)
+    raise AssertionError("the job never wrote its pid")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pid: int) -> None:
+    for _ in range(500):
+        if not _alive(pid):
+            return
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"process {pid} was not stopped")
