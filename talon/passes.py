@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +65,10 @@ UNSTARTED_GRACE_S = 5.0
 GROUP_COMMIT_S = 0.1  # the longest a pass's records wait for a sync inside a longer batch
 # `reconcile --wait`: how long the file of a run this process started may wait (see _defer).
 DEFER_S = 0.1
+# A process starts a new shared status file past this size (`talon watch` lives long).
+STATUS_FILE_BYTES = 1 << 20
+# Per state directory: the name of this process's shared status file (see _shared_status).
+_STATUS_NAMES: dict[str, str] = {}
 # Executors whose runs are processes of this host: a power cut ends them with the pass.
 _DIES_WITH_HOST = frozenset({"local", "inprocess"})
 
@@ -144,6 +148,7 @@ class Pass:
     # `reconcile --wait`: the runs this process started whose file waits (see _Deferred),
     # shared by its passes. None: every file is written in the pass that changed it.
     deferred: dict[str, _Deferred] | None = None
+    _began: float = field(default_factory=time.monotonic)
 
     # --- the pass ----------------------------------------------------------------------------
 
@@ -163,6 +168,7 @@ class Pass:
                 decisions = self._steps()
                 if outermost:
                     self.store.sync()  # here, not at the batch's end: the log gets its mark
+                    self._prune_shared_status()
                 else:
                     # Inside a longer batch (`reconcile --wait`): a power cut rolls back at most
                     # this much of what the passes recorded (jobs that finished, among others).
@@ -171,6 +177,48 @@ class Pass:
             finally:
                 self.store.wal = None
                 self.store.on_synced = None
+
+    def _prune_shared_status(self) -> None:
+        """Remove the shared status files no open run names any more (their runs' outcomes
+        are durable: this follows a sync). This process's own goes too at its last pass."""
+        if self.store.lock_mode != "flock" or self.view is None:
+            return
+        from talon.executors.local import prune_shared_status
+
+        named = shared_status_named(
+            r for by_job in self.view.open_by_job.values() for r in by_job.values()
+        )
+        current = None if self.checkpoint else _STATUS_NAMES.get(str(self.store.book))
+        prune_shared_status(self.store.book / "proc", named, current)
+
+    def _shared_status(self) -> Path | None:
+        """The status file the local runs this process starts share (local.py), while the
+        state directory is this host's alone: appends from several hosts over NFS may tear."""
+        if self.store.lock_mode != "flock":
+            return None
+        key = str(self.store.book)
+        name = _STATUS_NAMES.get(key)
+        if name is None or self._status_full(self.store.book / "proc" / name):
+            from talon.executors.local import shared_status_name
+
+            name = shared_status_name(generation=_next_generation(name))
+            _STATUS_NAMES[key] = name
+        return self.store.book / "proc" / name
+
+    @functools.cached_property
+    def _status_checked(self) -> list[bool]:
+        return []
+
+    def _status_full(self, path: Path) -> bool:
+        """Whether a long-lived process (`talon watch`) should start a new status file: once
+        per pass, past STATUS_FILE_BYTES (the runs of the old one prune it when they end)."""
+        if self._status_checked:
+            return False
+        self._status_checked.append(True)
+        try:
+            return os.stat(path).st_size > STATUS_FILE_BYTES
+        except FileNotFoundError:
+            return False
 
     def _mark_synced(self) -> None:
         bookkeeping.mark_synced(self.store)
@@ -503,6 +551,7 @@ class Pass:
             env=env,
             log_path=self.store.log_path(run),
             status_dir=self.store.book / "proc",
+            shared_status=self._shared_status(),
             workdir=workdir,
             timeout_s=job.timeout_s,
             config=options,
@@ -665,8 +714,10 @@ class Pass:
             return
         now = time.monotonic()
         for rel, d in list(self.deferred.items()):
-            if (only is not None and rel != only) or now - d.since < older_than:
+            if only is not None and rel != only:
                 continue
+            if only is None and (now - d.since < older_than or d.since >= self._began):
+                continue  # (a run started by this pass is polled by the next one first)
             del self.deferred[rel]
             try:
                 if d.on_disk:
@@ -1353,15 +1404,38 @@ def _absolute(path: Path) -> str:
 
 def _prune_status(run: Run) -> None:
     """A settled local run's status files are scratch under state/.talon/proc: the run file now
-    holds the outcome, so they go (the run file, the log and all state stay)."""
+    holds the outcome, so they go (the run file, the log and all state stay). A shared status
+    file stays for its other runs (see _prune_shared_status); only the cancel marker goes."""
     handle = (run.executor or {}).get("handle") or {}
     rc_file = handle.get("rc_file")
     if not isinstance(rc_file, str) or "/.talon/proc/" not in rc_file:
+        return
+    key = handle.get("key")
+    if isinstance(key, str) and key:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(os.path.dirname(rc_file), f"{key}.cancel"))
         return
     for path in (rc_file, rc_file[: -len(".rc")] + ".cancel" if rc_file.endswith(".rc") else None):
         if path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+def shared_status_named(runs: Iterable[Run]) -> set[str]:
+    """The shared status files the handles of `runs` name."""
+    named = set()
+    for run in runs:
+        handle = (run.executor or {}).get("handle") or {}
+        if handle.get("key") and isinstance(handle.get("rc_file"), str):
+            named.add(str(handle["rc_file"]))
+    return named
+
+
+def _next_generation(name: str | None) -> int:
+    if name is None:
+        return 0
+    stem = name[: -len(".status")]
+    return int(stem.rsplit("-", 1)[1]) + 1 if stem.count("-") >= 2 else 1
 
 
 def _with_handle(handle: Handle) -> Callable[[Run], Run | None]:

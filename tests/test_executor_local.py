@@ -23,11 +23,15 @@ MakeSub = Callable[..., Submission]
 GRACE = 0.5
 
 
-@pytest.fixture
-def make_sub(tmp_path: Path) -> MakeSub:
+@pytest.fixture(params=["own", "shared"])
+def make_sub(tmp_path: Path, request: pytest.FixtureRequest) -> MakeSub:
+    """Submissions with a status file of their own, or one shared by the runs of a process
+    (as passes in flock mode give them); every test here runs with both."""
     work = tmp_path / "work"
     work.mkdir()
     counter = iter(range(1000))
+    status_dir = tmp_path / "state" / ".talon" / "proc"
+    shared = status_dir / "p1-1.status" if request.param == "shared" else None
 
     def make(command: str | tuple[str, ...], **kw: Any) -> Submission:
         rid = kw.pop("run_id", f"r{next(counter)}")
@@ -37,8 +41,9 @@ def make_sub(tmp_path: Path) -> MakeSub:
             command=command,
             env=kw.pop("env", {}),
             log_path=tmp_path / "state" / "2026-11-27" / "job" / f"{rid}.log",
-            status_dir=tmp_path / "state" / ".talon" / "proc",
+            status_dir=status_dir,
             workdir=kw.pop("workdir", work),
+            shared_status=kw.pop("shared_status", shared),
             **kw,
         )
 
@@ -163,7 +168,7 @@ def test_handle_is_json_and_names_the_wrapper(ex: LocalExecutor, make_sub: MakeS
     sub = make_sub("true", timeout_s=60)
     handle = ex.submit(sub)
     assert json.loads(json.dumps(handle)) == handle
-    assert set(handle) == {"pid", "start", "boot", "rc_file", "submitted", "timeout_s"}
+    assert set(handle) == {"pid", "start", "boot", "rc_file", "submitted", "timeout_s", "key"}
     assert handle["rc_file"] == str(status_file(sub))
     assert handle["timeout_s"] == 60
     assert settle(ex, handle, sub) == Finished(0)

@@ -95,15 +95,26 @@ def _drain(wake: int | None) -> None:
                 pass
 
 
+def _proc_state(proc_dir: Path) -> tuple[int, ...]:
+    """What changes when a local run ends: the status directory (a `.rc` file appears) and the
+    sizes of the shared status files in it (a line is appended)."""
+    try:
+        with os.scandir(proc_dir) as entries:
+            sizes = [e.stat().st_size for e in entries if e.name.endswith(".status")]
+    except FileNotFoundError:
+        return ()
+    return (_mtime(proc_dir), *sizes)
+
+
 def _wait_for_change(proc_dir: Path, limit: float, wake: int | None) -> None:
-    """Sleep up to `limit` seconds, less if a child exits or a local run's status file appears
-    (a run started by another process is not our child: its wrapper's status file changes the
-    directory's mtime; the pass itself changes it too, pruning, so it is sampled from here)."""
+    """Sleep up to `limit` seconds, less if a child exits or a local run's status is written
+    (a run started by another process is not our child; the pass itself changes the directory
+    too, pruning, so it is sampled from here)."""
     import select
 
-    before = _mtime(proc_dir)
+    before = _proc_state(proc_dir)
     deadline = time.monotonic() + limit
-    while _mtime(proc_dir) == before and time.monotonic() < deadline:
+    while _proc_state(proc_dir) == before and time.monotonic() < deadline:
         if wake is None:
             time.sleep(0.001)
         elif select.select([wake], [], [], 0.001)[0]:
@@ -158,7 +169,19 @@ def _checkpoint(repo: Repo) -> None:
     from talon.passes import PASS_LOCK
 
     with repo.store.locked(PASS_LOCK, timeout=300):
-        bookkeeping.save(repo.store, bookkeeping.load(repo.store), checkpoint=True)
+        book = bookkeeping.load(repo.store)
+        bookkeeping.save(repo.store, book, checkpoint=True)  # after a sync of everything
+        if repo.store.lock_mode == "flock":
+            from talon.executors.local import prune_shared_status
+            from talon.passes import shared_status_named
+            from talon.store import StoreError
+
+            open_runs = []
+            for rel in book.open:
+                with contextlib.suppress(OSError, StoreError):
+                    open_runs.append(repo.store.read(repo.store.path_at(rel)))
+            named = shared_status_named(open_runs)
+            prune_shared_status(repo.store.book / "proc", named, current=None)
 
 
 def _loop(
@@ -191,8 +214,8 @@ def _loop(
         if not args.wait or not active:
             break
         # Back off while nothing changes; start over fast when something does. A local run
-        # ending writes its status file into state/.talon/proc, which changes that directory:
-        # watching its mtime wakes us within a millisecond, without a pass per millisecond.
+        # ending writes its status into state/.talon/proc (a file, or a line in a shared one):
+        # watching that wakes us within a millisecond, without a pass per millisecond.
         delay = 0.002 if decisions else min(delay * 2, 0.5)
         _wait_for_change(proc_dir, delay, wake)
     return failed_any

@@ -35,6 +35,9 @@ class Submission:
     config: Mapping[str, Any] = field(default_factory=dict)
     # Attributes of the resources allocated to the run, in request order (e.g. address).
     resources: tuple[Mapping[str, Any], ...] = ()
+    # A status file the local executors may share among the runs one process starts (see
+    # talon.executors.local); None: one status file per run.
+    shared_status: Path | None = None
 
 
 @dataclass(frozen=True)

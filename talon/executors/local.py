@@ -16,7 +16,8 @@ Handle (JSON, stored in the run file):
     {"pid": 4242,              the wrapper: leader of the run's session and process group
      "start": 1234567,         its start time in clock ticks since boot (/proc/<pid>/stat)
      "boot": "98fdf961-...",   the boot it started in: pid + start + boot name one process
-     "rc_file": "/abs/state/.talon/proc/<job>.<run>.<crc>.rc",
+     "rc_file": "/abs/state/.talon/proc/<job>.<run>.<crc>.rc",   or a shared file (below)
+     "key": null,              or the run's line key in a shared status file
      "submitted": 1764270000.123,   epoch seconds, just before the wrapper started
      "timeout_s": 7200.0}      or null
 
@@ -30,6 +31,16 @@ Status files in `sub.status_dir`, one per run, named `<job>.<run-id>.<crc32 of t
     .cancel  only for cancelled runs: when SIGTERM was sent (makes cancel idempotent).
 
 Files are left in place for `talon fsck` or the caller to prune; submit removes stale ones.
+
+A shared status file (`sub.shared_status`, `<name>.status`, given by the caller) replaces the
+`.rc` files of runs without a timeout: every wrapper of one Talon process appends a line
+`<key> <status>` to it (`>>`: O_APPEND, one small write, whole). No file is created or deleted
+per run, which on these disks costs more than the rest of the wrapper (an inode allocated, then
+freed, and each allocation scans the inodes freed in the last minutes). The key is the run's
+`.rc` name without the suffix, plus the submit time, so a run started again never reads an old
+line. `.cancel` files stay per run (`<key>.cancel`). The caller prunes a shared file once no open
+run names it (`prune_shared_status`). Runs with a timeout keep their `.rc` file: the detail
+"timed out" compares its mtime with the deadline.
 
 Timeouts (`sub.timeout_s`) are enforced by the wrapper through coreutils `timeout -k GRACE`:
 SIGTERM to the command's process group at the deadline, SIGKILL after `kill_grace` (config,
@@ -56,6 +67,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import re
 import signal
@@ -94,8 +106,10 @@ def status_file(sub: Submission) -> Path:
     return Path(os.path.abspath(sub.status_dir)) / f"{sub.job}.{sub.run_id}.{crc:08x}.rc"
 
 
-def _cancel_file(rc_file: Path) -> Path:
-    return rc_file.with_suffix(".cancel")
+def _cancel_file(h: _Handle) -> Path:
+    if h.key is not None:
+        return h.rc_file.parent / f"{h.key}.cancel"
+    return h.rc_file.with_suffix(".cancel")
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ class _Handle:
     rc_file: Path
     submitted: float
     timeout_s: float | None
+    key: str | None = None  # the run's line in a shared status file; None: rc_file is its own
 
     @classmethod
     def parse(cls, handle: Handle) -> _Handle | None:
@@ -120,6 +135,7 @@ class _Handle:
                 rc_file=Path(str(handle["rc_file"])),
                 submitted=float(handle.get("submitted") or 0.0),
                 timeout_s=float(timeout) if timeout is not None else None,
+                key=str(handle["key"]) if handle.get("key") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -132,6 +148,7 @@ class _Handle:
             "rc_file": str(self.rc_file),
             "submitted": round(self.submitted, 3),
             "timeout_s": self.timeout_s,
+            "key": self.key,
         }
 
 
@@ -158,11 +175,16 @@ class LocalExecutor:
         argv = _argv(sub.command, inline=sub.timeout_s is None)
         workdir = self._workdir(sub)
         timeout_program = self._timeout() if sub.timeout_s is not None else ""
-        rc_file = status_file(sub)
-        _clear(rc_file)
+        submitted = time.time()
+        if sub.shared_status is not None and sub.timeout_s is None:
+            rc_file = Path(os.path.abspath(sub.shared_status))
+            key: str | None = f"{status_file(sub).stem}.{int(submitted * 1e6):x}"
+            _make_dir(rc_file.parent)
+        else:
+            rc_file, key = status_file(sub), None
+            _clear(rc_file)
         log_fd = _open_log(sub.log_path)
         try:
-            submitted = time.time()
             try:
                 pid = os.posix_spawn(
                     _SHELL,
@@ -172,6 +194,7 @@ class LocalExecutor:
                         runner.WRAPPER,
                         runner.WRAPPER_NAME,
                         str(rc_file),
+                        key or "",
                         str(workdir),
                         timeout_program,
                         _seconds_arg(sub.timeout_s if sub.timeout_s is not None else 0.0),
@@ -204,6 +227,7 @@ class LocalExecutor:
             rc_file=rc_file,
             submitted=submitted,
             timeout_s=sub.timeout_s,
+            key=key,
         )
         return handle.as_json()
 
@@ -211,7 +235,7 @@ class LocalExecutor:
         h = _Handle.parse(handle)
         if h is None:
             return Lost(f"unusable local handle {handle!r}")
-        code, raw = _read_status(h.rc_file)
+        code, raw = _status_of(h)
         if code is not None:
             self._reap(h)
             return Finished(code, self._detail(h, code))
@@ -220,7 +244,7 @@ class LocalExecutor:
             self._escalate_if_due(h)
             return Running(f"pid {h.pid}")
         self._reap(h)
-        code, raw = _read_status(h.rc_file)  # it may have been written since the first look
+        code, raw = _status_of(h)  # it may have been written since the first look
         if code is not None:
             return Finished(code, self._detail(h, code))
         if raw:
@@ -233,7 +257,7 @@ class LocalExecutor:
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
         h = _Handle.parse(handle)
-        if h is None or h.pid is None or _read_status(h.rc_file)[0] is not None:
+        if h is None or h.pid is None or _status_of(h)[0] is not None:
             return
         proc = self._identify(h)
         if proc is None or proc.dead:
@@ -241,7 +265,7 @@ class LocalExecutor:
             return
         try:
             fd = os.open(
-                _cancel_file(h.rc_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+                _cancel_file(h), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
             )
         except FileExistsError:
             self._escalate_if_due(h)  # already cancelled: only the SIGKILL may be left to do
@@ -256,23 +280,40 @@ class LocalExecutor:
 
     def adopt(self, sub: Submission) -> Handle | None:
         rc_file = status_file(sub)
+        prefix = f"{rc_file.stem}."
         for p in runner.processes(self._proc):
             if p.pid != p.session or p.dead:
                 continue
             argv = runner.cmdline(p.pid, self._proc)
-            if argv[3:5] == [runner.WRAPPER_NAME, str(rc_file)]:
+            if argv[3:4] != [runner.WRAPPER_NAME] or len(argv) < 6:
+                continue
+            key = argv[5] if argv[5].startswith(prefix) else None
+            if argv[4] == str(rc_file) or key is not None:
                 try:
                     started = runner.boot_time(self._proc) + p.start / os.sysconf("SC_CLK_TCK")
                 except OSError:
                     started = time.time()
                 h = _Handle(
-                    p.pid, p.start, self._boot_id() or None, rc_file, started, sub.timeout_s
+                    p.pid,
+                    p.start,
+                    self._boot_id() or None,
+                    Path(argv[4]),
+                    started,
+                    sub.timeout_s,
+                    key,
                 )
                 return h.as_json()
         if _read_status(rc_file)[0] is not None:
             return _Handle(
                 None, None, None, rc_file, rc_file.stat().st_mtime, sub.timeout_s
             ).as_json()
+        for shared in sorted(rc_file.parent.glob("*.status")):
+            for key in reversed(list(_shared_lines(shared))):
+                if key.startswith(prefix):
+                    submitted = int(key.rsplit(".", 1)[1], 16) / 1e6
+                    return _Handle(
+                        None, None, None, shared, submitted, sub.timeout_s, key
+                    ).as_json()
         return None
 
     # --- helpers ----------------------------------------------------------------------------
@@ -324,7 +365,7 @@ class LocalExecutor:
         return self._timeout_program
 
     def _detail(self, h: _Handle, code: int) -> str:
-        if _cancel_file(h.rc_file).exists():
+        if _cancel_file(h).exists():
             return "cancelled" + (
                 f" (killed after {self.kill_grace_s:g}s)" if code == EXIT_KILLED else ""
             )
@@ -348,7 +389,7 @@ class LocalExecutor:
         if h.pid is None:
             return
         try:
-            since = _cancel_file(h.rc_file).stat().st_mtime
+            since = _cancel_file(h).stat().st_mtime
         except OSError:
             return
         if time.time() - since >= self.kill_grace_s + 1.0:
@@ -406,7 +447,7 @@ def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str,
 
 def _clear(rc_file: Path) -> None:
     """Make the status directory exist and hold nothing from an earlier attempt of this run."""
-    for path in (rc_file, _cancel_file(rc_file)):
+    for path in (rc_file, rc_file.with_suffix(".cancel")):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -415,8 +456,19 @@ def _clear(rc_file: Path) -> None:
             raise SubmitRefused(
                 f"status directory {rc_file.parent} is not a directory", retryable=False
             ) from exc
-    if not rc_file.parent.is_dir():
-        rc_file.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(rc_file.parent)
+
+
+_DIRS: set[Path] = set()  # status directories known to exist
+
+
+def _make_dir(directory: Path) -> None:
+    if directory in _DIRS:
+        return
+    if directory.exists() and not directory.is_dir():
+        raise SubmitRefused(f"status directory {directory} is not a directory", retryable=False)
+    directory.mkdir(parents=True, exist_ok=True)
+    _DIRS.add(directory)
 
 
 def _open_log(path: Path) -> int:
@@ -434,6 +486,102 @@ def _open_log(path: Path) -> int:
 
 
 _STATUS = re.compile(r"(\d{1,3})\n")
+
+
+def _status_of(h: _Handle) -> tuple[int | None, str]:
+    if h.key is None:
+        return _read_status(h.rc_file)
+    raw = _shared_lines(h.rc_file).get(h.key)
+    if raw is None:
+        return None, ""
+    return (int(raw), raw) if raw.isdigit() and len(raw) <= 3 else (None, raw)
+
+
+# Shared status files as read so far: path -> (identity, bytes consumed, key -> status text).
+_SHARED: dict[Path, tuple[tuple[int, int], int, dict[str, str]]] = {}
+
+
+def _shared_lines(path: Path) -> dict[str, str]:
+    """The complete lines of a shared status file, by key; only what was appended since the
+    last look is read (a line without its newline is still being written: not yet)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        _SHARED.pop(path, None)
+        return {}
+    try:
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino)
+        known = _SHARED.get(path)
+        if known is None or known[0] != ident or known[1] > st.st_size:
+            known = (ident, 0, {})
+        _, offset, lines = known
+        if st.st_size > offset:
+            data = os.pread(fd, st.st_size - offset, offset)
+            end = data.rfind(b"\n") + 1
+            for line in data[:end].decode("utf-8", "replace").splitlines():
+                key, _, status = line.partition(" ")
+                if key:
+                    lines[key] = status
+            offset += end
+        _SHARED[path] = (ident, offset, lines)
+        return lines
+    finally:
+        os.close(fd)
+
+
+def shared_status_name(generation: int = 0) -> str:
+    """This process's shared status file name: its pid and start time, so that a later process
+    with the same pid never appends to it, and a generation (a long-lived process moves on to
+    a new file now and then)."""
+    me = runner.read_proc(os.getpid())
+    base = f"p{os.getpid()}-{me.start if me is not None else 0}"
+    return f"{base}.status" if generation == 0 else f"{base}-{generation}.status"
+
+
+def prune_shared_status(status_dir: Path, named: set[str], current: str | None) -> list[Path]:
+    """Remove the shared status files no open run names (`named`: the rc_file of every open run
+    with a key) that no process will append to again: their process is gone, or it is this
+    one and the file is not `current` (the one it still starts runs with; None at its end).
+    Their runs' outcomes must be durable first. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        names = os.listdir(status_dir)
+    except FileNotFoundError:
+        return removed
+    me = _me()
+    for name in names:
+        owner = _owner(name)
+        path = status_dir / name
+        if owner is None or str(path) in named:
+            continue  # (a name not of this form is not ours to judge)
+        if (owner == me and name == current) or (owner != me and _owner_alive(owner)):
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        _SHARED.pop(path, None)
+        removed.append(path)
+    return removed
+
+
+def _owner(name: str) -> list[str] | None:
+    """[pid, start] of the process a shared status file belongs to (`p<pid>-<start>[-gen]`)."""
+    m = re.fullmatch(r"p(\d+)-(\d+)(?:-\d+)?\.status", name)
+    return [m.group(1), m.group(2)] if m else None
+
+
+@functools.cache
+def _me() -> list[str]:
+    owner = _owner(shared_status_name())
+    assert owner is not None
+    return owner
+
+
+def _owner_alive(owner: list[str]) -> bool:
+    found = runner.read_proc(int(owner[0]))
+    return found is not None and not found.dead and found.start == int(owner[1])
 
 
 def _read_status(rc_file: Path) -> tuple[int | None, str]:

@@ -35,9 +35,11 @@ from pathlib import Path
 
 WRAPPER_NAME = "talon-run"  # the wrapper's $0: how `adopt` recognises it in /proc/<pid>/cmdline
 
-# Positional parameters: $1 status file, $2 working directory, $3 the `timeout` program or
-# empty for no timeout, $4 the timeout, $5 the grace before SIGKILL, then the command: its argv,
-# or (INLINE, STRING) for a shell command string run without a timeout.
+# Positional parameters: $1 status file, $2 the run's key in it when it is shared by several
+# runs (a line "KEY STATUS" is appended), or empty when it is the run's own (the status alone),
+# $3 working directory, $4 the `timeout` program or empty for no timeout, $5 the timeout, $6
+# the grace before SIGKILL, then the command: its argv, or (INLINE, STRING) for a shell
+# command string run without a timeout.
 # `cd` failing leaves its own status (2) and message in the log; so does exec failing (126, 127).
 #
 # A command string runs in a subshell of the wrapper rather than in a `/bin/sh -c` it would
@@ -47,13 +49,15 @@ WRAPPER_NAME = "talon-run"  # the wrapper's $0: how `adopt` recognises it in /pr
 # subshell). `$0` differs (the wrapper's name, so also in the shell's error messages), and so
 # would `$$` and `$PPID`: commands using those run under `sh -c` (local._argv).
 INLINE = ""  # as argv[0]: never a program (an empty program is refused before)
-WRAPPER = """_talon_r=$1 _talon_d=$2 _talon_x=$3 _talon_t=$4 _talon_k=$5
-shift 5
+WRAPPER = """_talon_r=$1 _talon_n=$2 _talon_d=$3 _talon_x=$4 _talon_t=$5 _talon_k=$6
+shift 6
 trap : HUP INT QUIT TERM
 cd -- "$_talon_d" && if [ -n "$_talon_x" ]; then "$_talon_x" -k "$_talon_k" "$_talon_t" "$@"
-elif [ -z "$1" ]; then (_talon_c=$2; unset _talon_r _talon_d _talon_x _talon_t _talon_k; set --
-eval "unset _talon_c; $_talon_c"); else "$@"; fi
-echo $? >"$_talon_r"
+elif [ -z "$1" ]; then (_talon_c=$2; unset _talon_r _talon_n _talon_d _talon_x _talon_t _talon_k
+set --; eval "unset _talon_c; $_talon_c"); else "$@"; fi
+_talon_s=$?
+if [ -n "$_talon_n" ]; then echo "$_talon_n $_talon_s" >>"$_talon_r"
+else echo $_talon_s >"$_talon_r"; fi
 """
 # (Prefixed names: a job's environment may well hold `r` or `c`, which plain names would
 # overwrite in the command's environment.)
