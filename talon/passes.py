@@ -149,6 +149,7 @@ class Pass:
     # shared by its passes. None: every file is written in the pass that changed it.
     deferred: dict[str, _Deferred] | None = None
     _began: float = field(default_factory=time.monotonic)
+    _status_path: Path | None = None  # this pass's shared status file, once chosen
 
     # --- the pass ----------------------------------------------------------------------------
 
@@ -196,6 +197,8 @@ class Pass:
         state directory is this host's alone: appends from several hosts over NFS may tear."""
         if self.store.lock_mode != "flock":
             return None
+        if self._status_path is not None:
+            return self._status_path
         key = str(self.store.book)
         name = _STATUS_NAMES.get(key)
         if name is None or self._status_full(self.store.book / "proc" / name):
@@ -203,18 +206,12 @@ class Pass:
 
             name = shared_status_name(generation=_next_generation(name))
             _STATUS_NAMES[key] = name
-        return self.store.book / "proc" / name
-
-    @functools.cached_property
-    def _status_checked(self) -> list[bool]:
-        return []
+        self._status_path = self.store.book / "proc" / name
+        return self._status_path
 
     def _status_full(self, path: Path) -> bool:
-        """Whether a long-lived process (`talon watch`) should start a new status file: once
-        per pass, past STATUS_FILE_BYTES (the runs of the old one prune it when they end)."""
-        if self._status_checked:
-            return False
-        self._status_checked.append(True)
+        """Whether a long-lived process (`talon watch`) should start a new status file: looked
+        at once per pass, past STATUS_FILE_BYTES (its runs prune the old one when they end)."""
         try:
             return os.stat(path).st_size > STATUS_FILE_BYTES
         except FileNotFoundError:
@@ -935,7 +932,7 @@ class Pass:
             self._revision_read = True
             from talon.revision import git_revision
 
-            self._revision = git_revision(self.spec.config.root)
+            self._revision = git_revision(self.spec.config.root, self.spec)
         return self._revision
 
     # --- 3. check ----------------------------------------------------------------------------

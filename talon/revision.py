@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,53 @@ def _head(git: Path) -> str | None:
     return None
 
 
-def git_revision(root: Path) -> dict[str, Any] | None:
+# Per repository root: (when the .git lookup was made, its result). The passes of one process
+# (`reconcile --wait`, `watch`) look again at most once a second.
+_GIT_DIRS: dict[Path, tuple[float, Path | None]] = {}
+# Per repository root: (the key it was computed for, the revision).
+_REVISIONS: dict[Path, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def _git_dir_cached(root: Path) -> Path | None:
+    now = time.monotonic()
+    hit = _GIT_DIRS.get(root)
+    if hit is not None and now - hit[0] < 1.0:
+        return hit[1]
+    found = _git_dir(root)
+    _GIT_DIRS[root] = (now, found)
+    return found
+
+
+def git_revision(root: Path, config: object = None) -> dict[str, Any] | None:
     """{"commit": sha, "dirty": bool} for a git checkout, else None.
 
     Dirty means the configuration (talon.yaml, schedule/, resources/) differs from the
-    commit, so a run can be traced to exactly what made it.
+    commit, so a run can be traced to exactly what made it. `config`: the loaded configuration
+    the caller creates runs from; while it, the commit and git's index are unchanged, the
+    answer is too, and `git status` (a process, milliseconds) is not asked again.
     """
-    git = _git_dir(root)
+    git = _git_dir_cached(root)
     if git is None:
         return None
     commit = _head(git)
     if commit is None:
         return None
+    try:
+        index = (git / "index").stat().st_mtime_ns
+    except OSError:
+        index = 0
+    hit = _REVISIONS.get(root)
+    if (
+        config is not None
+        and hit is not None
+        and hit[0][0] is config
+        and hit[0][1:]
+        == (
+            commit,
+            index,
+        )
+    ):
+        return hit[1]
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--", "talon.yaml", "schedule", "resources"],
@@ -64,4 +100,11 @@ def git_revision(root: Path) -> dict[str, Any] | None:
         dirty = bool(out.stdout.strip()) if out.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         dirty = None
-    return {"commit": commit, "dirty": dirty}
+    revision = {"commit": commit, "dirty": dirty}
+    if config is not None:
+        try:  # as `git status` left it: it may refresh the index
+            index = (git / "index").stat().st_mtime_ns
+        except OSError:
+            index = 0
+        _REVISIONS[root] = ((config, commit, index), revision)
+    return revision
