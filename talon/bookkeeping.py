@@ -83,6 +83,9 @@ class Book:
     fresh: set[str] = field(default_factory=set)
     base: _Snapshot | None = None  # what the files held at load; None: rebuilt
     journal_lines: int = 0  # creator lines folded in, to be emptied from the journal
+    # Whether anyone but this process changed the book since it last saved it (it was not
+    # remembered, or others appended to it): their passes and creators may have written runs.
+    foreign: bool = True
     # Changes whenever the cursors may have: equal generations, equal cursors (a pass that
     # knows when the next trigger is due skips the per-job walk while nothing changed).
     cursor_generation: int = field(default_factory=lambda: next(_GENERATION))
@@ -197,9 +200,11 @@ def _load(store: FileStore, index_identity: Identity | None) -> Book:
                 checked=dict(data.get("checked", {})),
                 durations=dict(data.get("durations", {})),
             )
-    if _replay(book, log_path, offset) or book.base is None:
+    replayed = _replay(book, log_path, offset)
+    if replayed or book.base is None:
         book.base = None if rebuilt else book.snapshot()  # rebuilt: the next save checkpoints
     book.journal_lines = _replay(book, f"{book_dir}/{JOURNAL}", 0)
+    book.foreign = offset == 0 or bool(replayed) or bool(book.journal_lines)
     return book
 
 

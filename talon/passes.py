@@ -65,6 +65,10 @@ UNSTARTED_GRACE_S = 5.0
 GROUP_COMMIT_S = 0.1  # the longest a pass's records wait for a sync inside a longer batch
 # `reconcile --wait`: how long the file of a run this process started may wait (see _defer).
 DEFER_S = 0.1
+# `reconcile --wait`: how long a pass may go on from the last one's view of the open runs
+# before it reads them again (see load): what goes unseen meanwhile is a cancel or a progress
+# report made by another process, which each write sees anyway.
+RELOAD_S = 1.0
 # A process starts a new shared status file past this size (`talon watch` lives long).
 STATUS_FILE_BYTES = 1 << 20
 # Per state directory: the name of this process's shared status file (see _shared_status).
@@ -148,6 +152,9 @@ class Pass:
     # `reconcile --wait`: the runs this process started whose file waits (see _Deferred),
     # shared by its passes. None: every file is written in the pass that changed it.
     deferred: dict[str, _Deferred] | None = None
+    # `reconcile --wait`: the view the last pass of this process left, for the next to go on
+    # from (see load). None: every pass reads the open runs.
+    carry: Carry | None = None
     _began: float = field(default_factory=time.monotonic)
     _status_path: Path | None = None  # this pass's shared status file, once chosen
 
@@ -166,7 +173,12 @@ class Pass:
             self.store.wal = self._log_written
             self.store.on_synced = self._mark_synced
             try:
-                decisions = self._steps()
+                try:
+                    decisions = self._steps()
+                except BaseException:
+                    if self.carry is not None:
+                        self.carry.view = None  # half a pass: the next reads afresh
+                    raise
                 if outermost:
                     self.store.sync()  # here, not at the batch's end: the log gets its mark
                     self._prune_shared_status()
@@ -237,7 +249,31 @@ class Pass:
         """The bookkeeping and the open runs, as a pass (or `explain`) sees them."""
         self.book = bookkeeping.load(self.store)
         self.problems.extend(self.book.problems)
+        carry = self.carry
+        if (
+            carry is not None
+            and carry.view is not None
+            and not self.book.foreign
+            and time.monotonic() - carry.since < RELOAD_S
+        ):
+            # Only this process changed the book since its last pass: no other pass, trigger
+            # or retry wrote a run. Its view still holds; a cancel or a progress report (which
+            # do not go through the book) is met by each write's re-read under the job's lock,
+            # and the view is read afresh every RELOAD_S.
+            self.view = carry.view
+            self.view.problems = self.problems
+            self._check_deferred()
+            return [
+                run
+                for _, run in sorted(
+                    (self._rel(r), r)
+                    for by_job in self.view.open_by_job.values()
+                    for r in by_job.values()
+                )
+            ]
         self.view = PassView(self.store, problems=self.problems)
+        if carry is not None:
+            carry.view, carry.since = self.view, time.monotonic()
         self._write_unwritten()
         self._check_deferred()
         return self._load_open()
@@ -1291,6 +1327,14 @@ class Pass:
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+@dataclass
+class Carry:
+    """What one pass of a `reconcile --wait` hands on to the next (see Pass.load)."""
+
+    view: PassView | None = None
+    since: float = 0.0  # time.monotonic() of the view's last full read
 
 
 @dataclass

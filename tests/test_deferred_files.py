@@ -238,3 +238,66 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     raise AssertionError(f"process {pid} was not stopped")
+
+
+def test_a_pass_going_on_from_the_last_view_still_honours_a_cancel(tmp_path: Path) -> None:
+    """The passes of a --wait go on from the last pass's view of the open runs (Carry) while
+    only they wrote the book; a cancel by another process does not go through the book, and
+    is met when the pass writes the run."""
+    from talon.passes import Carry
+
+    root = repo_with(
+        tmp_path,
+        "jobs:\n  a: {command: 'sleep 0.5', trigger: '0 6 * * *'}\n"
+        "  w: {command: 'true', trigger: '0 6 * * *', constraints: {after: [a]}}\n",
+    )
+    deferred: dict[str, _Deferred] = {}
+    carry = Carry()
+    repo = open_repo(str(root), {})
+    seen = [
+        f"{d.action} {d.run}"
+        for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
+    ]
+    assert "dispatch a@20261127T060000Z" in seen and "block w@20261127T060000Z" in seen, seen
+    assert carry.view is not None
+    done = cli(root, "cancel", "w@20261127T060000Z")
+    assert done.returncode == 0, done.stderr
+    for _ in range(300):
+        seen += [
+            f"{d.action} {d.run}"
+            for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
+        ]
+        if "succeed a@20261127T060000Z" in seen:
+            break
+        time.sleep(0.005)
+    seen += [
+        f"{d.action} {d.run}"
+        for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
+    ]
+    assert "succeed a@20261127T060000Z" in seen, seen
+    assert "dispatch w@20261127T060000Z" not in seen, seen
+    w = json.loads((root / "state/2026-11-27/w/w@20261127T060000Z.json").read_text())
+    assert w["state"] == "skipped"
+
+
+def test_a_run_another_process_creates_is_seen_by_the_next_pass(tmp_path: Path) -> None:
+    """`talon trigger` goes through the book (its journal): the next pass reads afresh."""
+    from talon.passes import Carry
+
+    root = repo_with(
+        tmp_path,
+        "jobs:\n  a: {command: 'sleep 0.3', trigger: '0 6 * * *'}\n"
+        "  e: {command: 'true', trigger: external}\n",
+    )
+    deferred: dict[str, _Deferred] = {}
+    carry = Carry()
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
+    assert carry.view is not None and "e" not in carry.view.open_by_job
+    done = cli(root, "trigger", "e", "--now", "2026-11-27T06:00:31Z")
+    assert done.returncode == 0, done.stderr
+    seen = [
+        f"{d.action} {d.run}"
+        for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
+    ]
+    assert any(s.startswith("dispatch e@") for s in seen), seen

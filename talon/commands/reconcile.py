@@ -28,6 +28,7 @@ def one_pass(
     clock: Callable[[], datetime] | None = None,
     checkpoint: bool = False,
     deferred: dict[str, Any] | None = None,
+    carry: Any = None,
 ) -> tuple[list[Decision], list[str], bool]:
     """Run a pass; returns (decisions, problems, whether anything is still ready or running).
     `deferred`: the run files a process's passes keep for later (Pass.deferred)."""
@@ -42,6 +43,7 @@ def one_pass(
         clock=clock,
         checkpoint=checkpoint,
         deferred=deferred,
+        carry=carry,
     )
     decisions = p.run()
     assert p.view is not None
@@ -199,10 +201,21 @@ def _loop(
     # Between the passes of --wait: the files of runs started and not yet written (see
     # Pass._defer). A pass writes those older than DEFER_S; the last finds none left.
     deferred: dict[str, Any] | None = {} if args.wait else None
+    carry = None
+    if args.wait:
+        from talon.passes import Carry
+
+        carry = Carry()
     while True:
         _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
         decisions, problems, active = one_pass(
-            repo, clock(), environ, clock, checkpoint=not args.wait, deferred=deferred
+            repo,
+            clock(),
+            environ,
+            clock,
+            checkpoint=not args.wait,
+            deferred=deferred,
+            carry=carry,
         )
         for problem in problems:
             print(f"talon reconcile: {problem}", file=sys.stderr)
