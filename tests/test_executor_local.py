@@ -502,3 +502,17 @@ def test_the_wrapper_leaves_the_jobs_environment_alone(
     status = settle(ex, ex.submit(sub), sub)
     assert isinstance(status, Finished) and status.exit_code == 0, status
     assert log_of(sub) == "[see][are][kay]\n"
+
+
+def test_the_start_time_in_the_handle_is_the_one_proc_shows(
+    ex: LocalExecutor, make_sub: MakeSub
+) -> None:
+    """submit takes the start time from the boot clock around the spawn when it can (see
+    local._boot_tick); whichever way, it must be what /proc says, or the run would be taken
+    for lost."""
+    for _ in range(100):
+        sub = make_sub("true")
+        handle = ex.submit(sub)
+        found = runner.read_proc(handle["pid"])  # our child: not reaped until the poll
+        assert found is not None and handle["start"] == found.start
+        assert settle(ex, handle, sub) == Finished(0)

@@ -185,6 +185,7 @@ class LocalExecutor:
             _clear(rc_file)
         log_fd = _open_log(sub.log_path)
         try:
+            before = _boot_tick()
             try:
                 pid = os.posix_spawn(
                     _SHELL,
@@ -216,13 +217,21 @@ class LocalExecutor:
                 raise SubmitRefused(
                     f"cannot start {_SHELL}: {exc.strerror}", retryable=retry
                 ) from exc
+            after = _boot_tick()
         finally:
             os.close(log_fd)
-        # Race-free: until we reap it, the wrapper's pid cannot be reused.
-        found = runner.read_proc(pid, self._proc)
+        if before == after and self._proc == runner.PROC:
+            # The kernel stamps a child with the boot clock when it forks it: the spawn began
+            # and ended within one tick, so that tick is its start (exactly: see _boot_tick).
+            # Reading /proc/<pid>/stat instead waits on the wrapper's exec, 0.1 ms or more.
+            start: int | None = before
+        else:
+            # Race-free: until we reap it, the wrapper's pid cannot be reused.
+            found = runner.read_proc(pid, self._proc)
+            start = found.start if found is not None else None
         handle = _Handle(
             pid=pid,
-            start=found.start if found is not None else None,
+            start=start,
             boot=self._boot_id() or None,
             rc_file=rc_file,
             submitted=submitted,
@@ -486,6 +495,14 @@ def _open_log(path: Path) -> int:
 
 
 _STATUS = re.compile(r"(\d{1,3})\n")
+_NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
+
+
+def _boot_tick() -> int:
+    """The boot clock in the unit of a process's start time in /proc/<pid>/stat (clock ticks):
+    the kernel shows a task's start_boottime divided down the same way, so a child forked
+    between two equal readings started in that tick."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // _NS_PER_TICK
 
 
 def _status_of(h: _Handle) -> tuple[int | None, str]:
