@@ -426,8 +426,7 @@ class Pass:
         plugins = self.plugins() if job.constraints.plugins else {}
         checks = evaluate(run, job, self.spec, self.view, self.now, plugins)
         state, reason = combine(checks)
-        first = replace(
-            run,
+        first = run.but(
             state=state,
             reason=reason,
             checks=tuple(c.as_json(self.now) for c in checks),
@@ -831,9 +830,9 @@ class Pass:
             )
             progress, artifacts = markers
             if progress is not None:
-                new = replace(new, progress=progress)
+                new = new.but(progress=progress)
             if artifacts:
-                new = replace(new, artifacts=(*new.artifacts, *artifacts))
+                new = new.but(artifacts=(*new.artifacts, *artifacts))
             return new
 
         if self.dry_run:
@@ -1030,7 +1029,7 @@ class Pass:
             if state is State.READY is current.state and same_checks:
                 return None  # still ready; keep what it is waiting for (executor, resources)
             if state is current.state and reason == current.reason:
-                return replace(current, checks=tuple(recorded))
+                return current.but(checks=tuple(recorded))
             extra: dict[str, Any] = {"checks": tuple(recorded)}
             if state.terminal:
                 extra["finished"] = iso(self.now)
@@ -1136,7 +1135,7 @@ class Pass:
         def change(current: Run) -> Run | None:
             if current.state is not State.READY or current.reason == reason:
                 return None
-            return replace(current, reason=reason)
+            return current.but(reason=reason)
 
         new = self.write(run, change)
         if new.reason != run.reason:
@@ -1259,7 +1258,7 @@ class Pass:
                 assert self.view is not None
                 self.view.note(recorded)
             else:
-                recorded = replace(marked, dispatch=None)  # someone else's run: not ours to own
+                recorded = marked.but(dispatch=None)  # someone else's run: not ours to own
         else:
             # Not made durable: if a power cut rolls it back, the next pass adopts the run.
             recorded = self.write(marked, _with_handle(handle), durable=False)
@@ -1481,7 +1480,7 @@ def _next_generation(name: str | None) -> int:
 
 def _with_handle(handle: Handle) -> Callable[[Run], Run | None]:
     def change(run: Run) -> Run | None:
-        return replace(run, executor={**(run.executor or {}), "handle": handle})
+        return run.but(executor={**(run.executor or {}), "handle": handle})
 
     return change
 
@@ -1494,7 +1493,7 @@ def _handle_of(known: Run) -> Callable[[Run], Run | None]:
             return None
         if (current.executor or {}).get("handle") is not None:
             return None
-        return replace(current, executor=known.executor)
+        return current.but(executor=known.executor)
 
     return change
 
