@@ -174,6 +174,7 @@ def _load(store: FileStore, index_identity: Identity | None) -> Book:
     saved = _SAVED.get(book_dir) if store.lock_mode != "lockfile" else None
     book: Book | None = None
     offset = 0
+    unread = True  # whether the log may hold lines past `offset`
     if saved is not None and saved.index == index_identity:
         try:
             st = os.stat(log_path)
@@ -188,6 +189,7 @@ def _load(store: FileStore, index_identity: Identity | None) -> Book:
             book.cursor_generation = snap.cursor_generation
             book.base = snap
             offset = saved.log_size
+            unread = st.st_size > offset
     rebuilt = False
     if book is None:
         data = store.load_book(INDEX)
@@ -200,7 +202,7 @@ def _load(store: FileStore, index_identity: Identity | None) -> Book:
                 checked=dict(data.get("checked", {})),
                 durations=dict(data.get("durations", {})),
             )
-    replayed = _replay(book, log_path, offset)
+    replayed = _replay(book, log_path, offset) if unread else 0
     if replayed or book.base is None:
         book.base = None if rebuilt else book.snapshot()  # rebuilt: the next save checkpoints
     book.journal_lines = _replay(book, f"{book_dir}/{JOURNAL}", 0)

@@ -47,10 +47,16 @@ def is_quiet(root: Path, now_ts: float) -> bool:
     return bool(data.get("fingerprint") == [list(f) for f in fingerprint(root)])
 
 
+_QUIET_PATHS: dict[Path, str] = {}
+
+
 def forget(root: Path) -> None:
     """Remove the shortcut before a pass changes anything."""
+    path = _QUIET_PATHS.get(root)
+    if path is None:
+        path = _QUIET_PATHS[root] = str(_book(root) / QUIET)
     with contextlib.suppress(FileNotFoundError):
-        (_book(root) / QUIET).unlink()
+        os.unlink(path)
 
 
 def record(
