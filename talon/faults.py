@@ -16,6 +16,7 @@ POINTS = (
     "dispatch.after_intent",  # intent recorded (running, no handle), nothing started
     "dispatch.after_submit",  # the process started, its handle not recorded
     "collect.after_dependants",  # dependants created, the upstream not yet marked succeeded
+    "pass.before_ends",  # dependants dispatched or written, the upstream's end not yet written
     "pass.before_book",  # every decision written, the index not yet saved
 )
 

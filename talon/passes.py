@@ -346,8 +346,11 @@ class Pass:
             self.fire()
             self.check()
             self.dispatch()
+            # Runs born ready and not started get their file before the ends that caused them
+            # (an upstream's success) are written: a pass dying in between leaves the upstream
+            # running on disk, so the next pass settles it and fires the dependant again.
+            self._flush_pending()
             self._write_ends()
-        self._flush_pending()
         self._flush_deferred(DEFER_S)
         if not self.dry_run:
             assert self.view is not None
@@ -419,10 +422,11 @@ class Pass:
         """Create a new run already in the state its constraints give it (one write, not two),
         and say so; None when another pass created it first.
 
-        `deferrable` (runs of timed and `after` triggers): a run born ready is journalled with
-        its content and only written when this pass has dispatched it — running, with its
-        handle — or, if it must wait, at the end of the dispatch step. Two file writes per run
-        fewer; a pass that dies first leaves the journal line, and the next one writes the run.
+        `deferrable` (runs of timed and `after` triggers): a run born ready is kept in memory
+        and only recorded when this pass dispatches it (its intent, in the index log) or, if it
+        must wait, when the dispatch step is over (its file). Nothing durable says it was fired
+        until then — the cursor is saved at the end of the pass and an upstream's end after
+        the dispatch step — so a pass dying first leaves its trigger to fire again.
         """
         assert self.view is not None
         job = self.spec.jobs[run.job]
@@ -439,7 +443,6 @@ class Pass:
         if deferrable and state is State.READY and not self.dry_run:
             if self.store.path_of(first).exists():
                 return None
-            bookkeeping.journal_fired(self.store, self._rel(first), json.dumps(first.to_json()))
             self.pending[first.id] = first
             self.view.note(first)
         elif not self.create(first):
@@ -778,6 +781,8 @@ class Pass:
     def _write_ends(self) -> None:
         """Write the ends decided by `collect` (their job locks held since the decision, so
         the file is still as it was read)."""
+        if self.ends:
+            crash_point("pass.before_ends")
         for run, change in self.ends:
             _SUBMISSIONS.pop((self._abs_state, run.id), None)
             path = self.store.path_of(run)
@@ -886,8 +891,8 @@ class Pass:
     def _trigger_dependants(self, upstream: Run) -> None:
         for job in self._dependants(upstream.job):
             run = run_after_upstream(job, upstream, self.now, self.revision())
-            # Deferrable: journalled with its content, so a pass dying before writing it
-            # leaves it to the next one (which would also create it again from the upstream).
+            # Deferrable (see create_checked): until this pass records it, the upstream's end
+            # is not written either, and a pass dying first settles the upstream again.
             self.create_checked(
                 run, "create", f"{upstream.job} succeeded ({upstream.id})", deferrable=True
             )
