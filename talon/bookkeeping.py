@@ -36,15 +36,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from talon.plan import Cursor
-from talon.runs import OPEN_STATES
-from talon.store import CorruptRun, FileStore, Identity, identity, write_atomic
+from talon.runs import OPEN_STATES, Run
+from talon.store import CorruptRun, FileStore, Identity, StoreError, identity, write_atomic
 
 INDEX = "index.json"
 INDEX_LOG = "index.log"
@@ -314,6 +314,27 @@ def logged_run(store: FileStore, run_id: str) -> tuple[str, str] | None:
         elif line.startswith("!") and found is not None and line[1:] == found[0]:
             found = None
     return found
+
+
+def read_open(store: FileStore, book: Book, rels: Iterable[str] | None = None) -> list[Run]:
+    """The open runs (or those of `rels`) as the read-only commands show them: from their
+    files, or from the index log while a `reconcile --wait` keeps a file back (Pass._defer).
+    Unreadable ones are left out (a pass reports them)."""
+    out = []
+    for rel in sorted(book.open if rels is None else rels):
+        try:
+            out.append(store.read(store.path_at(rel)))
+            continue
+        except FileNotFoundError:
+            text = book.unwritten.get(rel)
+        except (OSError, ValueError, StoreError):
+            continue
+        if text:
+            try:
+                out.append(Run.from_json(json.loads(text)))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
 
 
 def pass_opened(store: FileStore, relpath: str) -> None:

@@ -173,9 +173,23 @@ def _never_fires(spec: CronSpec) -> str | None:
     return f"never fires: {named} {'has' if len(months) == 1 else 'have'} no day {first_day}"
 
 
-@lru_cache(maxsize=4096)
+# Crons compiled by an earlier process, handed over with the cached configuration
+# (talon.speccache): a pass then never imports croniter, which costs 15 ms here.
+_COMPILED: dict[str, CronSpec] = {}
+
+
+def remember_compiled(compiled: dict[str, CronSpec]) -> None:
+    _COMPILED.update(compiled)
+
+
 def compile_cron(expr: str) -> CronSpec:
     """Validate ``expr`` and expand it; cached per text, since jobs share a handful of crons."""
+    found = _COMPILED.get(expr)
+    return found if found is not None else _compile_cron(expr)
+
+
+@lru_cache(maxsize=4096)
+def _compile_cron(expr: str) -> CronSpec:
     from croniter import croniter
 
     text = expr

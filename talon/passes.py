@@ -201,11 +201,15 @@ class Pass:
             return
         from talon.executors.local import prune_shared_status
 
-        named = shared_status_named(
-            r for by_job in self.view.open_by_job.values() for r in by_job.values()
+        open_runs = [r for by_job in self.view.open_by_job.values() for r in by_job.values()]
+        named = shared_status_named(open_runs)
+        # A running run without a handle (its pass died before recording it, and `adopt` has
+        # not found it yet) may have its status in any dead process's file.
+        unsure = any(
+            r.state is State.RUNNING and not (r.executor or {}).get("handle") for r in open_runs
         )
         current = None if self.checkpoint else _STATUS_NAMES.get(str(self.store.book))
-        prune_shared_status(self.store.book / "proc", named, current)
+        prune_shared_status(self.store.book / "proc", named, current, others=not unsure)
 
     def _shared_status(self) -> Path | None:
         """The status file the local runs this process starts share (local.py), while the
@@ -291,13 +295,24 @@ class Pass:
                 continue
             if not d.on_disk and not os.path.exists(path):
                 continue
-            del self.deferred[rel]  # type: ignore[union-attr]
-            try:
-                current = self.store.read(path)
-            except (FileNotFoundError, CorruptRun):
-                continue
-            if current.state is not State.RUNNING or current.dispatch != d.run.dispatch:
+            current = self._settle_deferred(rel, d)
+            if current is not None and (
+                current.state is not State.RUNNING or current.dispatch != d.run.dispatch
+            ):
                 self._stop(d.run, "cancelled while its record was pending")
+
+    def _settle_deferred(self, rel: str, d: _Deferred) -> Run | None:
+        """The file of a deferred run changed behind this process (a progress report, a pass
+        restoring it from the log, a cancel): the file rules from now on. While it still
+        holds this process's start, it gets the handle if it lacks it. None: unreadable."""
+        assert self.deferred is not None
+        del self.deferred[rel]
+        path = self.store.path_at(rel)
+        try:
+            with self.store.locked(d.run.job):
+                return self.store.update(path, _handle_of(d.run), durable=False)
+        except (FileNotFoundError, CorruptRun):
+            return None
 
     def _write_unwritten(self) -> None:
         """Runs in the index log whose file is missing (fired by a pass that died before
@@ -358,6 +373,12 @@ class Pass:
             self.book.keep_cursors(self.spec.jobs)
             open_ids = self._open_ids()
             self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
+            for rel, d in (self.deferred or {}).items():
+                if not d.on_disk:
+                    # Its line in the index log is its only record until its file is written:
+                    # a checkpoint (which empties the log) must carry it over.
+                    self.book.unwritten[rel] = json.dumps(d.run.to_json())
+                    self.book.fresh.add(rel)
             crash_point("pass.before_book")
             bookkeeping.save(self.store, self.book, checkpoint=self.checkpoint)
             self._record_quiet()
@@ -746,7 +767,10 @@ class Pass:
         if pending is not None:
             if self.store.unchanged(path) if pending.on_disk else not os.path.exists(path):
                 return pending.run
-            del self.deferred[rel]  # type: ignore[union-attr]
+            found = self._settle_deferred(rel, pending)
+            if found is None:
+                raise FileNotFoundError(path)
+            return found
         return self.store.read(path)
 
     def _flush_deferred(self, older_than: float, only: str | None = None) -> None:
@@ -777,6 +801,13 @@ class Pass:
             found[1].cancel(handle, found[0])
         except Exception as exc:  # an unreachable host: say so, the run stays as its file says
             self.problems.append(f"{run.id}: {why}; stopping it failed: {exc}")
+
+    def _finish_ends(self) -> None:
+        """Write the ends now and let their jobs' locks go, before a start that may take long
+        (ssh, qsub, sbatch, a sync): `talon cancel` or `progress` of those jobs would wait."""
+        self._flush_pending()  # first: the runs the ends set off (see steps_on_loaded)
+        self._write_ends()
+        self._end_locks.close()
 
     def _write_ends(self) -> None:
         """Write the ends decided by `collect` (their job locks held since the decision, so
@@ -1119,6 +1150,7 @@ class Pass:
                 else:
                     # An executor that cannot find what it started (ssh): a pass dying between
                     # intent and start loses the run, so it is one run at a time, not a batch.
+                    self._finish_ends()
                     self.store.sync()
                     crash_point("dispatch.after_intent")
                     self._submit(start)
@@ -1130,6 +1162,7 @@ class Pass:
             # the starts. A run refused or failing to start releases nothing the others took:
             # they were granted against the same counts a sequential pass would have used.
             if any(self._outlives_a_crash_here(s.job) for s in starts):
+                self._finish_ends()
                 self.store.sync()
             crash_point("dispatch.after_intent")
         for start in starts:

@@ -18,7 +18,7 @@ from talon.problems import Problem
 from talon.spec import load_spec
 
 CACHE_NAME = "spec.cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def _state_dir(root: Path) -> Path:
@@ -31,13 +31,16 @@ def load_spec_cached(root: Path, *, write: bool = True) -> tuple[Spec | None, li
     cache = _state_dir(root) / CACHE_NAME
     try:
         with open(cache, "rb") as fh:
-            version, key, spec = pickle.load(fh)  # noqa: S301 - our own file, under state/.talon
+            version, key, spec, crons = pickle.load(fh)  # noqa: S301 - ours, under state/.talon
         if (
             version == CACHE_VERSION
             and key == key_now
             and isinstance(spec, Spec)
             and spec.config.root == root
         ):
+            from talon.cron import remember_compiled
+
+            remember_compiled(crons)
             return spec, []
     except (
         OSError,
@@ -55,8 +58,24 @@ def load_spec_cached(root: Path, *, write: bool = True) -> tuple[Spec | None, li
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_name(f".{CACHE_NAME}.{os.getpid()}")
             with open(tmp, "wb") as fh:
-                pickle.dump((CACHE_VERSION, key_now, spec), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(
+                    (CACHE_VERSION, key_now, spec, _compiled_crons(spec)),
+                    fh,
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
             os.replace(tmp, cache)
         except OSError:
             pass
     return spec, problems
+
+
+def _compiled_crons(spec: Spec) -> dict[str, object]:
+    """Every cron of the configuration, compiled (see talon.cron.remember_compiled)."""
+    from talon.cron import CronTrigger, compile_cron
+
+    return {
+        t.expr: compile_cron(t.expr)
+        for job in spec.jobs.values()
+        for t in job.triggers
+        if isinstance(t, CronTrigger)
+    }

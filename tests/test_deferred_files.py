@@ -17,6 +17,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from talon import bookkeeping
 from talon.bookkeeping import INDEX_LOG
 from talon.passes import Pass, _Deferred
@@ -301,3 +303,33 @@ def test_a_run_another_process_creates_is_seen_by_the_next_pass(tmp_path: Path) 
         for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
     ]
     assert any(s.startswith("dispatch e@") for s in seen), seen
+
+
+def test_a_checkpoint_keeps_the_line_of_a_run_whose_file_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index log is the only record of a run whose file waits: a checkpoint (which
+    empties the log) in the middle of a --wait carries its line over, so another process
+    still sees the run and what it holds."""
+    jobs = (
+        "jobs:\n  a: {command: 'sleep 30', trigger: '0 6 * * *', resources: [{select: hosts/n1}]}\n"
+    )
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": jobs, "resources/hosts.yaml": "n1: {capacity: 1}\n"}
+    )
+    assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
+    monkeypatch.setattr(bookkeeping, "CHECKPOINT_BYTES", 1)  # every save checkpoints
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    try:
+        seen = [
+            f"{d.action} {d.run}" for d in Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
+        ]
+        assert "dispatch a@20261127T060000Z" in seen, seen
+        path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
+        assert not path.exists()
+        assert logged(root, "a@20261127T060000Z"), "carried over the checkpoint"
+        other = cli(root, "resources", "--now", "2026-11-27T06:00:31Z")
+        assert "a@20261127T060000Z" in other.stdout, other.stdout + other.stderr
+    finally:
+        assert cli(root, "cancel", "a@20261127T060000Z").returncode == 0

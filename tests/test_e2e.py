@@ -192,6 +192,9 @@ jobs:
         "done": 1,
         "total": 12,
     }
+    # Its file existed before the start: the handle, kept back by `--wait` (passes._defer),
+    # is written even though the job's reports changed the file meanwhile.
+    assert isinstance(run["executor"]["handle"]["pid"], int), run["executor"]
     artifacts = run["artifacts"]
     assert isinstance(artifacts, list) and len(artifacts) == 1
     assert artifacts[0]["url"] == "https://example.test/r/2026-11-27.pdf"

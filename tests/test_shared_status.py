@@ -101,3 +101,39 @@ def test_prune_spares_a_live_process_and_names_not_its_own(tmp_path: Path) -> No
         sleeper.wait()
     assert _owner("p12-34-5.status") == ["12", "34"]
     assert _owner("x.status") is None
+
+
+def test_a_status_file_made_again_is_read_from_its_start(tmp_path: Path) -> None:
+    """A pruned file made again may get the same inode number: what was read of the old one
+    must not hide the new one's lines."""
+    from talon.executors.local import _shared_lines
+
+    path = tmp_path / "p1-1.status"
+    path.write_text("job.r1.00000000.1 0\n")
+    assert _shared_lines(path) == {"job.r1.00000000.1": "0"}
+    path.unlink()
+    path.write_text("job.r2.00000000.2 1\n")
+    assert _shared_lines(path) == {"job.r2.00000000.2": "1"}
+    with path.open("a") as fh:
+        fh.write("job.r3.00000000.3 0\n")
+    assert _shared_lines(path) == {"job.r2.00000000.2": "1", "job.r3.00000000.3": "0"}
+
+
+def test_the_end_of_a_wait_removes_only_its_own_status_files(tmp_path: Path) -> None:
+    """Another process's file may hold the status of a run only a pass can tie to it (it
+    restores runs from the log and adopts those without a handle); the checkpoint at the end
+    of `reconcile --wait` does neither, so it leaves such files to the passes."""
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  a: {command: 'true', trigger: '0 6 * * *'}\n"}
+    )
+    assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
+    proc = root / "state/.talon/proc"
+    proc.mkdir(exist_ok=True)
+    dead = proc / "p999999-1.status"  # no such process
+    dead.write_text("x.y.00000000.1 0\n")
+    done = cli(root, "reconcile", "--wait", "--now", "2026-11-27T06:00:30Z")
+    assert done.returncode == 0, done.stderr
+    assert proc_files(root) == [dead.name]
+    plain = cli(root, "reconcile", "--now", "2026-11-28T06:00:30Z")  # a pass, not a no-op
+    assert plain.returncode == 0, plain.stderr
+    assert dead.name not in proc_files(root), "a pass with every run accounted for removes it"

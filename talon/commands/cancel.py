@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from talon import bookkeeping
 from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
@@ -26,7 +27,6 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         if restored is None:
             raise UsageError(str(exc)) from None
         path = restored
-    logged = bookkeeping.logged_run(repo.store, path.name[: -len(".json")])
     before: list[Run] = []
 
     def change(current: Run) -> Run | None:
@@ -44,11 +44,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         )
         return EXIT_FAILED
     handle = (old.executor or {}).get("handle")
-    if old.state is State.RUNNING and handle is None and logged is not None:
-        # Started by a `reconcile --wait` that has not written the handle yet: it is logged.
-        copy = Run.from_json(json.loads(logged[1]))
-        if copy.dispatch == old.dispatch:
-            handle = (copy.executor or {}).get("handle")
+    if old.state is State.RUNNING and handle is None:
+        handle = _logged_handle(repo.store, old)
     if old.state is State.RUNNING and handle is not None:
         from talon.passes import Pass
 
@@ -88,3 +85,20 @@ def _from_index_log(store: FileStore, run_id: str) -> Path | None:
             return None
         store.create(run)  # False: its pass wrote it meanwhile, which is as good
     return path if path.is_file() else None
+
+
+def _logged_handle(store: FileStore, old: Run) -> Any:
+    """The handle of a run started by a `reconcile --wait` that has not written it to the file
+    yet: it is in the index log. Read under the pass lock, which that pass holds from the
+    intent to the handle's line, so a start under way is waited for, not missed."""
+    from talon.passes import PASS_LOCK
+
+    with store.locked(PASS_LOCK, timeout=60):
+        logged = bookkeeping.logged_run(store, old.id)
+    if logged is None:
+        return None
+    try:
+        copy = Run.from_json(json.loads(logged[1]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (copy.executor or {}).get("handle") if copy.dispatch == old.dispatch else None

@@ -183,7 +183,9 @@ def _checkpoint(repo: Repo) -> None:
                 with contextlib.suppress(OSError, StoreError):
                     open_runs.append(repo.store.read(repo.store.path_at(rel)))
             named = shared_status_named(open_runs)
-            prune_shared_status(repo.store.book / "proc", named, current=None)
+            # Its own files only: another process's may hold the status of a run that only a
+            # pass (which restores from the log and adopts) can tie to it.
+            prune_shared_status(repo.store.book / "proc", named, current=None, others=False)
 
 
 def _loop(

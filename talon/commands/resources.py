@@ -12,18 +12,11 @@ from talon.cli import EXIT_OK
 from talon.output import emit_json, table
 from talon.repo import Repo, open_repo
 from talon.resources import candidates
-from talon.runs import Run, State
+from talon.runs import State
 
 
 def tree(repo: Repo) -> list[dict[str, Any]]:
-    book = bookkeeping.load(repo.store)
-    open_runs: list[Run] = []
-    for rel in sorted(book.open):
-        try:
-            run = repo.store.read(repo.store.root / rel)
-        except (OSError, ValueError):
-            continue
-        open_runs.append(run)
+    open_runs = bookkeeping.read_open(repo.store, bookkeeping.load(repo.store))
     rows = []
     for leaf in repo.spec.resources:
         holders: list[dict[str, Any]] = [

@@ -27,15 +27,15 @@ def gather(repo: Repo, now: datetime, period: str | None, job_name: str | None) 
         for run in repo.store.runs_in(key, name):
             runs[run.id] = run
     if period is None:
-        for rel in book.open:  # open runs of earlier periods matter too
-            parts = rel.split("/")
-            if len(parts) == 3 and (job_name is None or parts[1] == job_name):
-                try:
-                    run = repo.store.read(repo.store.root / rel)
-                except (OSError, ValueError):
-                    continue
-                if not run.state.terminal:
-                    runs[run.id] = run
+        # Open runs of earlier periods matter too, and those whose file a pass keeps back.
+        rels = [
+            rel
+            for rel in book.open
+            if len(parts := rel.split("/")) == 3 and (job_name is None or parts[1] == job_name)
+        ]
+        for run in bookkeeping.read_open(repo.store, book, rels):
+            if not run.state.terminal:
+                runs[run.id] = run
     return sorted(runs.values(), key=lambda r: (r.job, r.created, r.id))
 
 

@@ -514,8 +514,10 @@ def _status_of(h: _Handle) -> tuple[int | None, str]:
     return (int(raw), raw) if raw.isdigit() and len(raw) <= 3 else (None, raw)
 
 
-# Shared status files as read so far: path -> (identity, bytes consumed, key -> status text).
-_SHARED: dict[Path, tuple[tuple[int, int], int, dict[str, str]]] = {}
+# Shared status files as read so far: path -> (identity, first bytes, bytes consumed,
+# key -> status text). The first bytes tell a file pruned and made again (which may get the
+# same inode number) from the one read before.
+_SHARED: dict[Path, tuple[tuple[int, int], bytes, int, dict[str, str]]] = {}
 
 
 def _shared_lines(path: Path) -> dict[str, str]:
@@ -530,9 +532,14 @@ def _shared_lines(path: Path) -> dict[str, str]:
         st = os.fstat(fd)
         ident = (st.st_dev, st.st_ino)
         known = _SHARED.get(path)
-        if known is None or known[0] != ident or known[1] > st.st_size:
-            known = (ident, 0, {})
-        _, offset, lines = known
+        if (
+            known is None
+            or known[0] != ident
+            or known[2] > st.st_size
+            or (known[1] and os.pread(fd, len(known[1]), 0) != known[1])
+        ):
+            known = (ident, b"", 0, {})
+        _, head, offset, lines = known
         if st.st_size > offset:
             data = os.pread(fd, st.st_size - offset, offset)
             end = data.rfind(b"\n") + 1
@@ -540,8 +547,10 @@ def _shared_lines(path: Path) -> dict[str, str]:
                 key, _, status = line.partition(" ")
                 if key:
                     lines[key] = status
+            if not head:
+                head = data[: min(end, 64)]
             offset += end
-        _SHARED[path] = (ident, offset, lines)
+        _SHARED[path] = (ident, head, offset, lines)
         return lines
     finally:
         os.close(fd)
@@ -556,11 +565,16 @@ def shared_status_name(generation: int = 0) -> str:
     return f"{base}.status" if generation == 0 else f"{base}-{generation}.status"
 
 
-def prune_shared_status(status_dir: Path, named: set[str], current: str | None) -> list[Path]:
+def prune_shared_status(
+    status_dir: Path, named: set[str], current: str | None, *, others: bool = True
+) -> list[Path]:
     """Remove the shared status files no open run names (`named`: the rc_file of every open run
     with a key) that no process will append to again: their process is gone, or it is this
     one and the file is not `current` (the one it still starts runs with; None at its end).
-    Their runs' outcomes must be durable first. Returns what was removed."""
+    `others`: also the files of other processes. Only a caller that has restored the runs the
+    index log holds and adopted every running run without a handle may say so: such a run's
+    status is named by nothing yet. Their runs' outcomes must be durable first. Returns what
+    was removed."""
     removed: list[Path] = []
     try:
         names = os.listdir(status_dir)
@@ -572,7 +586,9 @@ def prune_shared_status(status_dir: Path, named: set[str], current: str | None) 
         path = status_dir / name
         if owner is None or str(path) in named:
             continue  # (a name not of this form is not ours to judge)
-        if (owner == me and name == current) or (owner != me and _owner_alive(owner)):
+        if owner == me and name == current:
+            continue
+        if owner != me and (not others or _owner_alive(owner)):
             continue
         try:
             os.unlink(path)
