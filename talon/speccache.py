@@ -15,7 +15,6 @@ from pathlib import Path
 from talon.discover import fingerprint
 from talon.model import Spec
 from talon.problems import Problem
-from talon.spec import load_spec
 
 CACHE_NAME = "spec.cache"
 CACHE_VERSION = 2
@@ -52,6 +51,8 @@ def load_spec_cached(root: Path, *, write: bool = True) -> tuple[Spec | None, li
         ImportError,
     ):
         pass
+    from talon.spec import load_spec  # parsing (YAML, schemas): only when the cache misses
+
     spec, problems = load_spec(root)
     if write and spec is not None and not problems and cache.parent.parent.is_dir():
         try:
