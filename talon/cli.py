@@ -95,11 +95,41 @@ COMMANDS = (
 )
 
 
+_WIDTH: list[int] = []
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, with the terminal width looked up once, without `shutil` (whose
+    import, and a lookup per argument, cost a few milliseconds of every command's start)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            if not _WIDTH:
+                columns = os.environ.get("COLUMNS", "")
+                if columns.isdigit():
+                    _WIDTH.append(int(columns))
+                else:
+                    try:
+                        out = sys.__stdout__
+                        _WIDTH.append(os.get_terminal_size(out.fileno()).columns if out else 80)
+                    except (ValueError, OSError):
+                        _WIDTH.append(80)
+            width = _WIDTH[0] - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (`only`) the top level plus that one command's parser."""
     parser = argparse.ArgumentParser(
         prog="talon",
         description="Talon runs periodic batch jobs declared in a git-tracked directory.",
+        formatter_class=_Formatter,
     )
     parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
     parser.add_argument("--version", action="version", version=f"talon {__version__}")
@@ -108,7 +138,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     class _Sub:
         @staticmethod
         def add_parser(name: str, **kw: Any) -> Any:
-            return subparsers.add_parser(name, **kw) if only in (None, name) else _SKIP
+            if only not in (None, name):
+                return _SKIP
+            return subparsers.add_parser(name, formatter_class=_Formatter, **kw)
 
     sub = _Sub()
 
@@ -181,7 +213,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("artifact", help="record an artifact of a run (from inside a job)")
     asub = p.add_subparsers(dest="artifact_command", required=True, metavar="add")
-    pa = asub.add_parser("add", help="record a URL")
+    pa = asub.add_parser("add", help="record a URL", formatter_class=_Formatter)
     pa.add_argument("url", metavar="URL")
     pa.add_argument("--name", metavar="N")
     pa.add_argument("--run", metavar="RUN")
