@@ -6,8 +6,10 @@ Python program because it sits on the hot path of every run: `sh` starts in unde
 here, Python in 7 to 25. Talon starts it with `posix_spawn` in a new session (so it is the
 leader of the run's session and process group), stdin from /dev/null and stdout/stderr on the
 run's log; the wrapper runs the command as a child, waits, and writes the exit status
-(128+N for signal N) as one line to the status file. Its pid and start time (from
-/proc/<pid>/stat) are the run's handle, so nothing but the status file is written per run.
+(128+N for signal N) as one line to the run's status file, or appends it as `KEY STATUS` to the
+status file the runs of one Talon process share (see talon.executors.local). Its pid and start
+time (as /proc/<pid>/stat gives it) are the run's handle, so nothing but that line is written
+per run.
 
 The wrapper catches HUP, INT, QUIT and TERM with an empty trap: a signal sent to the run's
 process group stops the command but not the wrapper, which then records how the command ended.
