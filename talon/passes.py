@@ -367,6 +367,7 @@ class Pass:
             self._flush_pending()
             self._write_ends()
         self._flush_deferred(DEFER_S)
+        self._prepare_spares()
         if not self.dry_run:
             assert self.view is not None
             self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
@@ -801,6 +802,20 @@ class Pass:
             found[1].cancel(handle, found[0])
         except Exception as exc:  # an unreachable host: say so, the run stays as its file says
             self.problems.append(f"{run.id}: {why}; stopping it failed: {exc}")
+
+    def _prepare_spares(self) -> None:
+        """`reconcile --wait`: after a pass that started local runs, a spare wrapper for the
+        next one (talon.executors.local), started while those run: in a chain, the next job
+        then starts without a spawn."""
+        if self.deferred is None or self.dry_run or self.store.lock_mode != "flock":
+            return
+        from talon.executors.local import LocalExecutor
+
+        for name in {d.job for d in self.decisions if d.action == "dispatch"}:
+            job = self.spec.jobs.get(name)
+            executor = self._executors.get(job.executor) if job is not None else None
+            if isinstance(executor, LocalExecutor):
+                executor.prepare_spare()
 
     def _finish_ends(self) -> None:
         """Write the ends now and let their jobs' locks go, before a start that may take long
@@ -1423,6 +1438,16 @@ def _replay(changes: Sequence[Callable[[Run], Run | None]]) -> Callable[[Run], R
 _AFTER_INDEX: list[tuple[Spec, dict[str, list[Job]]]] = []
 # local and inprocess executors by name, with the configuration they were made from.
 _LOCAL_EXECUTORS: dict[str, tuple[Any, Executor]] = {}
+
+
+def close_spares() -> None:
+    """Let the spare wrappers of this process's local executors go (end of `--wait`)."""
+    from talon.executors.local import LocalExecutor
+
+    for _cfg, executor in _LOCAL_EXECUTORS.values():
+        if isinstance(executor, LocalExecutor):
+            executor.close_spare()
+
 
 # Per state directory: (spec, cursor generation, earliest next due, latest cursor time) as the
 # last full walk of `fire` left them; while all four hold, no job can be due.

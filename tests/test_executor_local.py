@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,21 @@ MakeSub = Callable[..., Submission]
 GRACE = 0.5
 
 
-@pytest.fixture(params=["own", "shared"])
-def make_sub(tmp_path: Path, request: pytest.FixtureRequest) -> MakeSub:
-    """Submissions with a status file of their own, or one shared by the runs of a process
-    (as passes in flock mode give them); every test here runs with both."""
+@pytest.fixture(params=["own", "shared", "spare"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Every test here runs three ways: a status file per run; one shared by the runs of a
+    process (as passes in flock mode give them); and that, with each run handed to a spare
+    wrapper started ahead of it (as `reconcile --wait` does) where it is eligible."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_sub(tmp_path: Path, mode: str) -> MakeSub:
     work = tmp_path / "work"
     work.mkdir()
     counter = iter(range(1000))
     status_dir = tmp_path / "state" / ".talon" / "proc"
-    shared = status_dir / "p1-1.status" if request.param == "shared" else None
+    shared = status_dir / "p1-1.status" if mode in ("shared", "spare") else None
 
     def make(command: str | tuple[str, ...], **kw: Any) -> Submission:
         rid = kw.pop("run_id", f"r{next(counter)}")
@@ -51,8 +57,18 @@ def make_sub(tmp_path: Path, request: pytest.FixtureRequest) -> MakeSub:
 
 
 @pytest.fixture
-def ex() -> LocalExecutor:
-    return LocalExecutor({"kill_grace": GRACE})
+def ex(mode: str) -> Iterator[LocalExecutor]:
+    executor = LocalExecutor({"kill_grace": GRACE})
+    if mode == "spare":
+        submit = executor.submit
+
+        def prepared(sub: Submission) -> Handle:
+            executor.prepare_spare()
+            return submit(sub)
+
+        executor.submit = prepared  # type: ignore[method-assign]
+    yield executor
+    executor.close_spare()
 
 
 def settle(ex: LocalExecutor, handle: Handle, sub: Submission, timeout: float = 20) -> Status:
@@ -516,3 +532,51 @@ def test_the_start_time_in_the_handle_is_the_one_proc_shows(
         found = runner.read_proc(handle["pid"])  # our child: not reaped until the poll
         assert found is not None and handle["start"] == found.start
         assert settle(ex, handle, sub) == Finished(0)
+
+
+def test_a_spare_wrapper_takes_the_run_as_a_spawned_one_would(tmp_path: Path) -> None:
+    """`prepare_spare` starts a wrapper before its run is known; `submit` hands it the run's script
+    through a pipe. What the command sees is what a spawned wrapper gives it."""
+    status = tmp_path / "state/.talon/proc/p1-1.status"
+    work = tmp_path / "work"
+    work.mkdir()
+    ex = LocalExecutor({"kill_grace": GRACE})
+    ex.prepare_spare()
+    spare = ex._spare
+    assert spare is not None
+    tricky = 'it\'s "quoted" $HOME `x` \\ and\na newline'
+    sub = Submission(
+        run_id="r1",
+        job="job",
+        command='printf "%s|%s|%s|%s\\n" "$0" "$#" "$(pwd)" "$TRICKY"; exit 3',
+        env={"TRICKY": tricky, "TALON_RUN_ID": "r1"},
+        log_path=tmp_path / "state/2026-11-27/job/r1.log",
+        status_dir=status.parent,
+        workdir=work,
+        shared_status=status,
+    )
+    handle = ex.submit(sub)
+    assert handle["pid"] == spare.pid and ex._spare is None, "the spare took the run"
+    assert settle(ex, handle, sub) == Finished(3)
+    assert log_of(sub) == f"talon-run|0|{work}|{tricky}\n"
+    lines = status.read_text().splitlines()
+    assert lines == [f"{handle['key']} + {spare.pid}", f"{handle['key']} 3"]
+    # No spare, or a run it cannot take (a timeout): started the usual way.
+    other = Submission(
+        "r2",
+        "job",
+        "true",
+        {},
+        sub.log_path.with_name("r2.log"),
+        status.parent,
+        workdir=work,
+        timeout_s=30,
+        shared_status=status,
+    )
+    ex.prepare_spare()
+    kept = ex._spare
+    handle2 = ex.submit(other)
+    assert kept is not None and ex._spare is kept and handle2["pid"] != kept.pid
+    assert settle(ex, handle2, other) == Finished(0)
+    ex.close_spare()
+    assert runner.read_proc(kept.pid) is None, "an unused spare exits and is collected"

@@ -156,6 +156,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                 # syncfs, which also covers what a concurrent pass relies on us having written.
                 stack.enter_context(repo.store.batched())
             wake = stack.enter_context(_wake_on_child_exit())
+        if args.wait:
+            from talon.passes import close_spares
+
+            stack.callback(close_spares)  # (before the wakeup pipe goes: they exit at once)
         failed_any = _loop(args, repo, environ, clock, wake, all_decisions)
         if args.wait:
             _checkpoint(repo)
