@@ -544,11 +544,12 @@ def test_a_spare_wrapper_takes_the_run_as_a_spawned_one_would(tmp_path: Path) ->
     ex.prepare_spare()
     spare = ex._spare
     assert spare is not None
-    tricky = 'it\'s "quoted" $HOME `x` \\ and\na newline'
+    tricky = 'it\'s "quoted" $HOME `x` \\ and\na newline, a byte \udce9 not UTF-8'
     sub = Submission(
         run_id="r1",
         job="job",
-        command='printf "%s|%s|%s|%s\\n" "$0" "$#" "$(pwd)" "$TRICKY"; exit 3',
+        command='printf "%s|%s|%s|%s|" "$0" "$#" "$(pwd)" "$TRICKY"; '
+        "if [ -e /proc/self/fd/3 ]; then echo fd3; else echo closed; fi; exit 3",
         env={"TRICKY": tricky, "TALON_RUN_ID": "r1"},
         log_path=tmp_path / "state/2026-11-27/job/r1.log",
         status_dir=status.parent,
@@ -558,9 +559,10 @@ def test_a_spare_wrapper_takes_the_run_as_a_spawned_one_would(tmp_path: Path) ->
     handle = ex.submit(sub)
     assert handle["pid"] == spare.pid and ex._spare is None, "the spare took the run"
     assert settle(ex, handle, sub) == Finished(3)
-    assert log_of(sub) == f"talon-run|0|{work}|{tricky}\n"
-    lines = status.read_text().splitlines()
-    assert lines == [f"{handle['key']} + {spare.pid}", f"{handle['key']} 3"]
+    assert sub.log_path.read_bytes() == os.fsencode(f"talon-run|0|{work}|{tricky}|closed\n")
+    lines = [ln for ln in status.read_text().splitlines() if ln]
+    started = f"{handle['key']} + {spare.pid} {spare.start} {handle['boot']}"
+    assert lines == [started, f"{handle['key']} 3"]
     # No spare, or a run it cannot take (a timeout): started the usual way.
     other = Submission(
         "r2",
@@ -578,5 +580,19 @@ def test_a_spare_wrapper_takes_the_run_as_a_spawned_one_would(tmp_path: Path) ->
     handle2 = ex.submit(other)
     assert kept is not None and ex._spare is kept and handle2["pid"] != kept.pid
     assert settle(ex, handle2, other) == Finished(0)
+    # Names sh keeps for itself are left to the spawned wrapper too.
+    own = Submission(
+        "r3",
+        "job",
+        "true",
+        {"IFS": ":"},
+        sub.log_path.with_name("r3.log"),
+        status.parent,
+        workdir=work,
+        shared_status=status,
+    )
+    handle3 = ex.submit(own)
+    assert ex._spare is kept and handle3["pid"] != kept.pid
+    assert settle(ex, handle3, own) == Finished(0)
     ex.close_spare()
     assert runner.read_proc(kept.pid) is None, "an unused spare exits and is collected"

@@ -187,23 +187,30 @@ class LocalExecutor:
         self._boot: str | None = None  # read once; constant while this process lives
         self._timeout_program: str | None = None
         self._spare: _Spare | None = None
+        self._dropped: list[int] = []  # spares let go without a run, to collect
 
     # --- the protocol ----------------------------------------------------------------------
 
     def prepare_spare(self) -> None:
         """Have a spare wrapper ready for the next run (see the module's docstring)."""
+        self._reap_dropped()
         if self._spare is not None:
             return
-        read, write = os.pipe()
-        if read < 4:  # fd 3 in the child must be a dup, which clears close-on-exec
-            moved = fcntl.fcntl(read, fcntl.F_DUPFD_CLOEXEC, 4)
-            os.close(read)
-            read = moved
         try:
+            read, write = os.pipe()
+        except OSError:
+            return  # no spare: runs start the usual way
+        try:
+            if read < 4:  # fd 3 in the child must be a dup, which clears close-on-exec
+                moved = fcntl.fcntl(read, fcntl.F_DUPFD_CLOEXEC, 4)
+                os.close(read)
+                read = moved
             before = _boot_tick()
             pid = os.posix_spawn(
                 _SHELL,
-                ["sh", "-c", ". /dev/fd/3", runner.WRAPPER_NAME],
+                # The traps first: a run cancelled the moment it is handed over still records
+                # how it ended (see runner.WRAPPER).
+                ["sh", "-c", "trap : HUP INT QUIT TERM; . /dev/fd/3", runner.WRAPPER_NAME],
                 self._environ,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, read, 3),
@@ -235,6 +242,20 @@ class LocalExecutor:
             os.close(spare.pipe)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(spare.pid, 0)
+        self._reap_dropped()
+
+    def _drop(self, spare: _Spare) -> None:
+        os.close(spare.pipe)  # it reads end-of-file and exits
+        self._dropped.append(spare.pid)
+
+    def _reap_dropped(self) -> None:
+        for pid in list(self._dropped):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._dropped.remove(pid)
 
     def submit(self, sub: Submission) -> Handle:
         argv = _argv(sub.command, inline=sub.timeout_s is None)
@@ -312,26 +333,38 @@ class LocalExecutor:
     def _hand_over(
         self, sub: Submission, command: str, workdir: Path, rc_file: Path, key: str, at: float
     ) -> Handle | None:
-        """Give the spare its run; None if it cannot take it (it is gone: start as usual)."""
-        if not all(_ENV_NAME.fullmatch(name) for name in sub.env):
-            return None
+        """Give the spare its run; None if it cannot take it (it is gone: start as usual).
+
+        The `KEY + PID START BOOT` line goes to the status file first, written here: from then
+        on `adopt` finds the run (the spare's command line names none). A pass dying before
+        the script is written leaves a spare that reads end-of-file and runs nothing, and the
+        run is found lost rather than started twice."""
+        if any(not _ENV_NAME.fullmatch(n) or n in _SHELL_OWN for n in sub.env):
+            return None  # names the shell would take for itself: the spawned wrapper's way
+        script = _spare_script(sub, command, workdir, rc_file, key)
+        data = script.encode(sys.getfilesystemencoding(), "surrogateescape")
         spare, self._spare = self._spare, None
         assert spare is not None
         try:
             os.close(_open_log(sub.log_path))  # made here: a failure is this pass's to report
-        except BaseException:
-            os.close(spare.pipe)  # the spare reads end-of-file and exits
-            raise
-        script = _spare_script(sub, command, workdir, rc_file, key).encode()
-        try:
-            view = memoryview(script)
+            boot = self._boot_id() or None
+            started = f"\n{key} + {spare.pid} {spare.start} {boot}\n".encode()
+            fd = os.open(rc_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, started)
+            finally:
+                os.close(fd)
+            view = memoryview(data)
             while view:
                 view = view[os.write(spare.pipe, view) :]
         except OSError:
-            return None
-        finally:
-            os.close(spare.pipe)
-        handle = _Handle(spare.pid, spare.start, self._boot_id() or None, rc_file, at, None, key)
+            self._drop(spare)
+            return None  # (a `+` line without its run reads as lost, never as started twice)
+        except BaseException:
+            self._drop(spare)
+            raise
+        os.close(spare.pipe)
+        handle = _Handle(spare.pid, spare.start, boot, rc_file, at, None, key)
         return handle.as_json()
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
@@ -423,14 +456,17 @@ class LocalExecutor:
         return None
 
     def _started_by_spare(self, status: str) -> tuple[int | None, int | None]:
-        """A line `+ PID` (a spare took its run, which has not ended): the process, if it is
-        still there and leads its session."""
-        if not status.startswith("+ ") or not status[2:].isdigit():
+        """A line `+ PID START BOOT` (a spare took its run, which has not ended): the process,
+        if it is still that one (pid, start time and boot all matching)."""
+        fields = status.split()
+        if len(fields) != 4 or fields[0] != "+" or not fields[1].isdigit():
             return None, None
-        found = runner.read_proc(int(status[2:]), self._proc)
-        if found is None or found.dead or found.pid != found.session:
+        pid, start = int(fields[1]), int(fields[2]) if fields[2].isdigit() else None
+        boot = None if fields[3] == "None" else fields[3]
+        found = runner.identify(pid, start, boot, self._proc, current_boot=self._boot_id())
+        if found is None or found.dead:
             return None, None
-        return found.pid, found.start
+        return pid, start
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -562,6 +598,9 @@ def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str,
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables sh sets for itself (it ignores them in the environment it starts with, but an
+# `export` in a script would set them), and the spare script's own.
+_SHELL_OWN = frozenset({"IFS", "OPTIND", "PPID", "_talon_r", "_talon_n", "_talon_c", "_talon_s"})
 
 
 def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, key: str) -> str:
@@ -571,16 +610,18 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
     from shlex import quote
 
     exports = "".join(f"export {name}={quote(value)}\n" for name, value in sub.env.items())
+    # One compound command: sh reads all of it before running any, so a script cut short
+    # (its writer killed) is a syntax error and runs nothing.
     return (
-        "trap : HUP INT QUIT TERM\n"
-        f"_talon_r={quote(str(rc_file))} _talon_n={quote(key)}\n"
-        'echo "$_talon_n + $$" >>"$_talon_r"\n'
+        "{ exec 3<&-\n"
         f"{exports}"
+        f"_talon_r={quote(str(rc_file))} _talon_n={quote(key)}\n"
         f"exec >>{quote(str(sub.log_path))} 2>&1\n"
         f"cd -- {quote(str(workdir))} && (_talon_c={quote(command)}; unset _talon_r _talon_n\n"
         'set --; eval "unset _talon_c; $_talon_c")\n'
         "_talon_s=$?\n"
         'echo "$_talon_n $_talon_s" >>"$_talon_r"\n'
+        "}\n"
     )
 
 
