@@ -181,6 +181,7 @@ class Pass:
                 except BaseException:
                     if self.carry is not None:
                         self.carry.view = None  # half a pass: the next reads afresh
+                        self.carry.book = None
                     raise
                 if outermost:
                     self.store.sync()  # here, not at the batch's end: the log gets its mark
@@ -254,9 +255,13 @@ class Pass:
 
     def load(self) -> list[Run]:
         """The bookkeeping and the open runs, as a pass (or `explain`) sees them."""
-        self.book = bookkeeping.load(self.store)
-        self.problems.extend(self.book.problems)
         carry = self.carry
+        if carry is not None and carry.book is not None:
+            self.book = carry.book  # the lock was held since the pass that left it
+            self.book.foreign = False
+        else:
+            self.book = bookkeeping.load(self.store)
+            self.problems.extend(self.book.problems)
         if (
             carry is not None
             and carry.view is not None
@@ -381,8 +386,11 @@ class Pass:
                     self.book.unwritten[rel] = json.dumps(d.run.to_json())
                     self.book.fresh.add(rel)
             crash_point("pass.before_book")
-            bookkeeping.save(self.store, self.book, checkpoint=self.checkpoint)
-            self._record_quiet()
+            if self.carry is not None and self.carry.holding:
+                self.carry.book, self.carry.last = self.book, self  # saved by release_book
+            else:
+                bookkeeping.save(self.store, self.book, checkpoint=self.checkpoint)
+                self._record_quiet()
         return self.decisions
 
     def _record_quiet(self) -> None:
@@ -463,7 +471,9 @@ class Pass:
             history=({"at": iso(self.now), "state": state.value, "reason": reason},),
         )
         if deferrable and state is State.READY and not self.dry_run:
-            if self.store.path_of(first).exists():
+            if self.store.path_of(first).exists() or (
+                self.deferred and self._rel(first) in self.deferred
+            ):
                 return None
             self.pending[first.id] = first
             self.view.note(first)
@@ -1397,6 +1407,20 @@ class Carry:
 
     view: PassView | None = None
     since: float = 0.0  # time.monotonic() of the view's last full read
+    # While `holding` (the caller holds the pass lock between passes, see reconcile._loop),
+    # the book is handed on too and saved once, by `release_book`, not by every pass.
+    holding: bool = False
+    book: bookkeeping.Book | None = None
+    last: Pass | None = None
+
+    def release_book(self) -> None:
+        """Save what the passes of a held window changed in the book (the caller still holds
+        the pass lock)."""
+        if self.book is not None and self.last is not None:
+            bookkeeping.save(self.last.store, self.book)
+            self.last._record_quiet()
+        self.book = None
+        self.holding = False
 
 
 @dataclass

@@ -333,3 +333,32 @@ def test_a_checkpoint_keeps_the_line_of_a_run_whose_file_waits(
         assert "a@20261127T060000Z" in other.stdout, other.stdout + other.stderr
     finally:
         assert cli(root, "cancel", "a@20261127T060000Z").returncode == 0
+
+
+def test_a_wait_lets_the_pass_lock_go_between_windows(tmp_path: Path) -> None:
+    """`--wait` keeps the pass lock across passes only while runs of its own have already
+    ended (HOLD_S at most): another reconcile meanwhile gets its turn, and between them each
+    run happens once."""
+    jobs = "jobs:\n  j0: {command: 'sleep 0.05', trigger: '0 6 * * *'}\n" + "".join(
+        f"  j{i}: {{command: 'sleep 0.05', trigger: {{after: j{i - 1}}}}}\n" for i in range(1, 30)
+    )
+    root = repo_with(tmp_path, jobs)
+    with subprocess.Popen(
+        [sys.executable, "-m", "talon", "-C", str(root), "reconcile", "--wait", "--now", str(NOW)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as waiting:
+        others = []
+        for _ in range(5):
+            started = time.monotonic()
+            other = cli(root, "reconcile", "--now", "2026-11-27T06:00:31Z")
+            others.append(time.monotonic() - started)
+            assert other.returncode == 0, other.stderr
+            time.sleep(0.1)
+        out, _ = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, out
+    assert max(others) < 5, others  # never stuck behind the --wait
+    runs = [json.loads(p.read_text()) for p in (root / "state/2026-11-27").glob("j*/j*.json")]
+    assert len(runs) == 30 and all(r["state"] == "succeeded" for r in runs), [
+        (r["id"], r["state"]) for r in runs if r["state"] != "succeeded"
+    ]

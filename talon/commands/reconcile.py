@@ -201,9 +201,6 @@ def _loop(
     all_decisions: list[Decision],
 ) -> bool:
     """Passes until nothing is left to wait for (one without --wait); whether any run failed."""
-    failed_any = False
-    delay = 0.002
-    proc_dir = repo.store.book / "proc"
     # Between the passes of --wait: the files of runs started and not yet written (see
     # Pass._defer). A pass writes those older than DEFER_S; the last finds none left.
     deferred: dict[str, Any] | None = {} if args.wait else None
@@ -212,7 +209,47 @@ def _loop(
         from talon.passes import Carry
 
         carry = Carry()
+    with contextlib.ExitStack() as held:
+        return _passes(args, repo, environ, clock, wake, all_decisions, deferred, carry, held)
+
+
+def _passes(
+    args: argparse.Namespace,
+    repo: Repo,
+    environ: Mapping[str, str],
+    clock: Callable[[], datetime],
+    wake: int | None,
+    all_decisions: list[Decision],
+    deferred: dict[str, Any] | None,
+    carry: Any,
+    held: contextlib.ExitStack,
+) -> bool:
+    """The passes of `_loop`. With --wait, one of ours that ended while a pass ran (its wakeup
+    already there) is collected by a pass right after, without letting the pass lock go in
+    between (up to HOLD_S): the book is then saved once for those passes, not by each."""
+    from talon.passes import PASS_LOCK
+
+    failed_any = False
+    delay = 0.002
+    proc_dir = repo.store.book / "proc"
+    window = 0.0
+    lock: contextlib.ExitStack | None = None  # the pass lock, while a window holds it
+
+    def release() -> None:
+        nonlocal lock
+        if lock is not None:
+            try:
+                carry.release_book()
+            finally:
+                lock.close()
+                lock = None
+
+    held.callback(release)
     while True:
+        if carry is not None and lock is None:
+            lock = contextlib.ExitStack()
+            lock.enter_context(repo.store.locked(PASS_LOCK, timeout=300))
+            carry.holding, window = True, time.monotonic()
         _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
         decisions, problems, active = one_pass(
             repo,
@@ -232,9 +269,23 @@ def _loop(
         failed_any = failed_any or any(d.action == "fail" for d in decisions)
         if not args.wait or not active:
             break
+        if decisions and time.monotonic() - window < HOLD_S and _woken(wake):
+            continue  # a run of ours has ended already: the next pass, the lock still ours
+        release()
         # Back off while nothing changes; start over fast when something does. A local run
         # ending writes its status into state/.talon/proc (a file, or a line in a shared one):
         # watching that wakes us within a millisecond, without a pass per millisecond.
         delay = 0.002 if decisions else min(delay * 2, 0.5)
         _wait_for_change(proc_dir, delay, wake)
+    release()
     return failed_any
+
+
+# The longest `--wait` keeps the pass lock across passes: another reconcile waits this long.
+HOLD_S = 0.05
+
+
+def _woken(wake: int | None) -> bool:
+    import select
+
+    return wake is not None and bool(select.select([wake], [], [], 0)[0])
