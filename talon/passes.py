@@ -1417,7 +1417,10 @@ class Carry:
         """Save what the passes of a held window changed in the book (the caller still holds
         the pass lock)."""
         if self.book is not None and self.last is not None:
-            bookkeeping.save(self.last.store, self.book)
+            # In a batch of its own when there is no outer one (no syncfs): durable, as the
+            # passes' own saves were, with their batch's sync.
+            with self.last.store.batched():
+                bookkeeping.save(self.last.store, self.book)
             self.last._record_quiet()
         self.book = None
         self.holding = False
