@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from talon.cli import EXIT_FAILED, EXIT_OK, find_repo, parse_now
 
 if TYPE_CHECKING:
+    from talon.passes import Carry
     from talon.plan import Decision
     from talon.repo import Repo
 
@@ -28,7 +29,7 @@ def one_pass(
     clock: Callable[[], datetime] | None = None,
     checkpoint: bool = False,
     deferred: dict[str, Any] | None = None,
-    carry: Any = None,
+    carry: Carry | None = None,
 ) -> tuple[list[Decision], list[str], bool]:
     """Run a pass; returns (decisions, problems, whether anything is still ready or running).
     `deferred`: the run files a process's passes keep for later (Pass.deferred)."""
@@ -180,13 +181,8 @@ def _checkpoint(repo: Repo) -> None:
         if repo.store.lock_mode == "flock":
             from talon.executors.local import prune_shared_status
             from talon.passes import shared_status_named
-            from talon.store import StoreError
 
-            open_runs = []
-            for rel in book.open:
-                with contextlib.suppress(OSError, StoreError):
-                    open_runs.append(repo.store.read(repo.store.path_at(rel)))
-            named = shared_status_named(open_runs)
+            named = shared_status_named(bookkeeping.read_open(repo.store, book))
             # Its own files only: another process's may hold the status of a run that only a
             # pass (which restores from the log and adopts) can tie to it.
             prune_shared_status(repo.store.book / "proc", named, current=None, others=False)
@@ -200,35 +196,16 @@ def _loop(
     wake: int | None,
     all_decisions: list[Decision],
 ) -> bool:
-    """Passes until nothing is left to wait for (one without --wait); whether any run failed."""
-    # Between the passes of --wait: the files of runs started and not yet written (see
-    # Pass._defer). A pass writes those older than DEFER_S; the last finds none left.
+    """Passes until nothing is left to wait for (one without --wait); whether any run failed.
+
+    With --wait, the passes hand on a Carry: the files of runs started and not yet written
+    (Pass._defer), the view of the open runs, and while a run of ours has already ended when a
+    pass is done (its wakeup there), the pass lock and the book: the next pass follows without
+    letting the lock go (up to HOLD_S), and the book is saved once for those passes."""
+    from talon.passes import PASS_LOCK, Carry
+
     deferred: dict[str, Any] | None = {} if args.wait else None
-    carry = None
-    if args.wait:
-        from talon.passes import Carry
-
-        carry = Carry()
-    with contextlib.ExitStack() as held:
-        return _passes(args, repo, environ, clock, wake, all_decisions, deferred, carry, held)
-
-
-def _passes(
-    args: argparse.Namespace,
-    repo: Repo,
-    environ: Mapping[str, str],
-    clock: Callable[[], datetime],
-    wake: int | None,
-    all_decisions: list[Decision],
-    deferred: dict[str, Any] | None,
-    carry: Any,
-    held: contextlib.ExitStack,
-) -> bool:
-    """The passes of `_loop`. With --wait, one of ours that ended while a pass ran (its wakeup
-    already there) is collected by a pass right after, without letting the pass lock go in
-    between (up to HOLD_S): the book is then saved once for those passes, not by each."""
-    from talon.passes import PASS_LOCK
-
+    carry = Carry() if args.wait else None
     failed_any = False
     delay = 0.002
     proc_dir = repo.store.book / "proc"
@@ -237,48 +214,49 @@ def _passes(
 
     def release() -> None:
         nonlocal lock
-        if lock is not None:
+        if lock is not None and carry is not None:
             try:
                 carry.release_book()
             finally:
                 lock.close()
                 lock = None
 
-    held.callback(release)
-    while True:
-        if carry is not None and lock is None:
-            lock = contextlib.ExitStack()
-            lock.enter_context(repo.store.locked(PASS_LOCK, timeout=300))
-            carry.holding, window = True, time.monotonic()
-        _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
-        decisions, problems, active = one_pass(
-            repo,
-            clock(),
-            environ,
-            clock,
-            checkpoint=not args.wait,
-            deferred=deferred,
-            carry=carry,
-        )
-        for problem in problems:
-            print(f"talon reconcile: {problem}", file=sys.stderr)
-        all_decisions.extend(decisions)
-        if not args.json:
-            for d in decisions:
-                print(d, flush=True)
-        failed_any = failed_any or any(d.action == "fail" for d in decisions)
-        if not args.wait or not active:
-            break
-        if decisions and time.monotonic() - window < HOLD_S and _woken(wake):
-            continue  # a run of ours has ended already: the next pass, the lock still ours
+    try:
+        while True:
+            if carry is not None and lock is None:
+                lock = contextlib.ExitStack()
+                lock.enter_context(repo.store.locked(PASS_LOCK, timeout=300))
+                carry.holding, window = True, time.monotonic()
+            _drain(wake)  # before the pass polls anything: a run of ours ending later wakes us
+            decisions, problems, active = one_pass(
+                repo,
+                clock(),
+                environ,
+                clock,
+                checkpoint=not args.wait,
+                deferred=deferred,
+                carry=carry,
+            )
+            for problem in problems:
+                print(f"talon reconcile: {problem}", file=sys.stderr)
+            all_decisions.extend(decisions)
+            if not args.json:
+                for d in decisions:
+                    print(d, flush=True)
+            failed_any = failed_any or any(d.action == "fail" for d in decisions)
+            if not args.wait or not active:
+                return failed_any
+            if decisions and time.monotonic() - window < HOLD_S and _woken(wake):
+                continue  # a run of ours has ended already: the next pass, the lock still ours
+            release()
+            # Back off while nothing changes; start over fast when something does. A local
+            # run ending writes its status into state/.talon/proc (a file, or a line in a
+            # shared one): watching that wakes us within a millisecond, without a pass per
+            # millisecond.
+            delay = 0.002 if decisions else min(delay * 2, 0.5)
+            _wait_for_change(proc_dir, delay, wake)
+    finally:
         release()
-        # Back off while nothing changes; start over fast when something does. A local run
-        # ending writes its status into state/.talon/proc (a file, or a line in a shared one):
-        # watching that wakes us within a millisecond, without a pass per millisecond.
-        delay = 0.002 if decisions else min(delay * 2, 0.5)
-        _wait_for_change(proc_dir, delay, wake)
-    release()
-    return failed_any
 
 
 # The longest `--wait` keeps the pass lock across passes: another reconcile waits this long.
