@@ -297,23 +297,25 @@ def log_written(store: FileStore, relpath: str, text: str) -> None:
     _append(store, INDEX_LOG, f"={relpath}\t{text.replace(chr(10), ' ')}\n")
 
 
-def logged_run(store: FileStore, run_id: str) -> tuple[str, str] | None:
-    """The last copy of run `run_id` the index log holds, as (relpath, JSON text): a run a
-    `reconcile --wait` started and has not written yet is only there (Pass._defer)."""
-    suffix = f"/{run_id}.json"
+def logged_copy(text: str) -> Run | None:
+    """The run a `=` line of the index log holds; None when the line is damaged."""
     try:
-        raw = (store.book / INDEX_LOG).read_bytes()
-    except FileNotFoundError:
+        return Run.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError):
         return None
-    found: tuple[str, str] | None = None
-    for line in raw.decode("utf-8", "replace").split("\n")[:-1]:
-        if line.startswith("=") and "\t" in line:
-            rel, text = line[1:].split("\t", 1)
-            if rel.endswith(suffix):
-                found = (rel, text)
-        elif line.startswith("!") and found is not None and line[1:] == found[0]:
-            found = None
-    return found
+
+
+def logged_run(store: FileStore, run_id: str) -> tuple[str, Run] | None:
+    """The last copy of run `run_id` the index log holds, as (relpath, run): a run a
+    `reconcile --wait` started and has not written yet is only there (Pass._defer)."""
+    scratch = Book()
+    _replay(scratch, f"{store.book}/{INDEX_LOG}", 0)
+    suffix = f"/{run_id}.json"
+    for rel, text in scratch.unwritten.items():
+        if rel.endswith(suffix):
+            run = logged_copy(text)
+            return (rel, run) if run is not None else None
+    return None
 
 
 def read_open(store: FileStore, book: Book, rels: Iterable[str] | None = None) -> list[Run]:
@@ -329,11 +331,9 @@ def read_open(store: FileStore, book: Book, rels: Iterable[str] | None = None) -
             text = book.unwritten.get(rel)
         except (OSError, ValueError, StoreError):
             continue
-        if text:
-            try:
-                out.append(Run.from_json(json.loads(text)))
-            except (ValueError, KeyError, TypeError):
-                continue
+        run = logged_copy(text) if text else None
+        if run is not None:
+            out.append(run)
     return out
 
 

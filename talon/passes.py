@@ -295,16 +295,18 @@ class Pass:
         log, `talon cancel`): the file rules. A run cancelled before its handle was on disk
         could not be stopped by the canceller, so it is stopped here."""
         for rel, d in list((self.deferred or {}).items()):
-            path = self.store.path_at(rel)
-            if d.on_disk and self.store.unchanged(path):
-                continue
-            if not d.on_disk and not os.path.exists(path):
+            if self._untouched(rel, d):
                 continue
             current = self._settle_deferred(rel, d)
             if current is not None and (
                 current.state is not State.RUNNING or current.dispatch != d.run.dispatch
             ):
                 self._stop(d.run, "cancelled while its record was pending")
+
+    def _untouched(self, rel: str, d: _Deferred) -> bool:
+        """Whether the file of a deferred run is as this process left it (none, or its own)."""
+        path = self.store.path_at(rel)
+        return self.store.unchanged(path) if d.on_disk else not os.path.exists(path)
 
     def _settle_deferred(self, rel: str, d: _Deferred) -> Run | None:
         """The file of a deferred run changed behind this process (a progress report, a pass
@@ -348,9 +350,8 @@ class Pass:
                     bookkeeping.forget_written(self.store, rel)
                     continue
                 why = "restored from the index log after its file was found damaged"
-            try:
-                run = Run.from_json(json.loads(text))
-            except (ValueError, KeyError, TypeError):
+            run = bookkeeping.logged_copy(text)
+            if run is None:
                 continue
             if self.store.create(run):
                 del self.book.unwritten[rel]
@@ -775,14 +776,14 @@ class Pass:
         rel = self._rel(run)
         path = self.store.path_of(run)
         pending = self.deferred.get(rel) if self.deferred else None
-        if pending is not None:
-            if self.store.unchanged(path) if pending.on_disk else not os.path.exists(path):
-                return pending.run
-            found = self._settle_deferred(rel, pending)
-            if found is None:
-                raise FileNotFoundError(path)
-            return found
-        return self.store.read(path)
+        if pending is None:
+            return self.store.read(path)
+        if self._untouched(rel, pending):
+            return pending.run
+        found = self._settle_deferred(rel, pending)
+        if found is None:
+            raise FileNotFoundError(path)
+        return found
 
     def _flush_deferred(self, older_than: float, only: str | None = None) -> None:
         """Write the deferred files of runs started at least `older_than` seconds ago."""
@@ -804,6 +805,8 @@ class Pass:
                 self.problems.append(f"{rel}: {exc}")
 
     def _stop(self, run: Run, why: str) -> None:
+        """Stop a run this pass knows started but whose file says it must not run (cancelled
+        meanwhile)."""
         found = self.submission_for(run)
         handle = (run.executor or {}).get("handle")
         if found is None or handle is None:
@@ -1337,11 +1340,7 @@ class Pass:
             recorded = self.write(marked, _with_handle(handle), durable=False)
         if recorded.state is not State.RUNNING or recorded.dispatch != start.intent:
             # Cancelled between our intent and the start: stop what we just started.
-            try:
-                self.executor(job.executor).cancel(handle, sub)
-            except Exception as exc:  # an unreachable host: say so, the run stays skipped
-                why = f"cancelled while starting; stopping it failed: {exc}"
-                self.problems.append(f"{marked.id}: {why}")
+            self._stop(_with_handle(handle)(marked) or marked, "cancelled while starting")
             return False
         self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
         return True
@@ -1544,21 +1543,11 @@ def _absolute(path: Path) -> str:
 
 def _prune_status(run: Run) -> None:
     """A settled local run's status files are scratch under state/.talon/proc: the run file now
-    holds the outcome, so they go (the run file, the log and all state stay). A shared status
-    file stays for its other runs (see _prune_shared_status); only the cancel marker goes."""
-    handle = (run.executor or {}).get("handle") or {}
-    rc_file = handle.get("rc_file")
-    if not isinstance(rc_file, str) or "/.talon/proc/" not in rc_file:
-        return
-    key = handle.get("key")
-    if isinstance(key, str) and key:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(os.path.dirname(rc_file), f"{key}.cancel"))
-        return
-    for path in (rc_file, rc_file[: -len(".rc")] + ".cancel" if rc_file.endswith(".rc") else None):
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+    holds the outcome, so they go (see talon.executors.local.prune_status)."""
+    if (run.executor or {}).get("type") == "local":
+        from talon.executors.local import prune_status
+
+        prune_status((run.executor or {}).get("handle") or {})
 
 
 def shared_status_named(runs: Iterable[Run]) -> set[str]:

@@ -79,11 +79,7 @@ def _from_index_log(store: FileStore, run_id: str) -> Path | None:
         if logged is None:
             return None
         path = store.path_at(logged[0])
-        try:
-            run = Run.from_json(json.loads(logged[1]))
-        except (ValueError, KeyError, TypeError):
-            return None
-        store.create(run)  # False: its pass wrote it meanwhile, which is as good
+        store.create(logged[1])  # False: its pass wrote it meanwhile, which is as good
     return path if path.is_file() else None
 
 
@@ -95,10 +91,6 @@ def _logged_handle(store: FileStore, old: Run) -> Any:
 
     with store.locked(PASS_LOCK, timeout=60):
         logged = bookkeeping.logged_run(store, old.id)
-    if logged is None:
+    if logged is None or logged[1].dispatch != old.dispatch:
         return None
-    try:
-        copy = Run.from_json(json.loads(logged[1]))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return (copy.executor or {}).get("handle") if copy.dispatch == old.dispatch else None
+    return (logged[1].executor or {}).get("handle")

@@ -205,35 +205,47 @@ class LocalExecutor:
                 moved = fcntl.fcntl(read, fcntl.F_DUPFD_CLOEXEC, 4)
                 os.close(read)
                 read = moved
-            before = _boot_tick()
-            pid = os.posix_spawn(
-                _SHELL,
+            pid, start = self._spawn(
                 # The traps first: a run cancelled the moment it is handed over still records
                 # how it ended (see runner.WRAPPER).
                 ["sh", "-c", "trap : HUP INT QUIT TERM; . /dev/fd/3", runner.WRAPPER_NAME],
                 self._environ,
-                file_actions=[
+                [
                     (os.POSIX_SPAWN_DUP2, read, 3),
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                     (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
                 ],
-                setsid=True,
-                setsigmask=(),
-                setsigdef=_DEFAULT_SIGNALS,
             )
-            after = _boot_tick()
         except OSError:
             os.close(write)
             return  # no spare: runs start the usual way
         finally:
             os.close(read)
-        if before == after and self._proc == runner.PROC:
-            start: int | None = before
-        else:
-            found = runner.read_proc(pid, self._proc)
-            start = found.start if found is not None else None
         self._spare = _Spare(pid, start, write)
+
+    def _spawn(
+        self, argv: list[str], env: Mapping[str, str], file_actions: list[tuple[Any, ...]]
+    ) -> tuple[int, int | None]:
+        """Start a wrapper: a session of its own, stdin from /dev/null, the signal mask and
+        dispositions at their defaults. Returns its pid and start time (clock ticks)."""
+        before = _boot_tick()
+        pid = os.posix_spawn(
+            _SHELL,
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), *file_actions],
+            setsid=True,
+            setsigmask=(),
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+        if before == _boot_tick() and self._proc == runner.PROC:
+            # The kernel stamps a child with the boot clock when it forks it: the spawn began
+            # and ended within one tick, so that tick is its start (exactly: see _boot_tick).
+            # Reading /proc/<pid>/stat instead waits on the wrapper's exec, 0.1 ms or more.
+            return pid, before
+        # Race-free: until we reap it, the wrapper's pid cannot be reused.
+        found = runner.read_proc(pid, self._proc)
+        return pid, found.start if found is not None else None
 
     def close_spare(self) -> None:
         """Let an unused spare go (it reads end-of-file and exits) and collect it."""
@@ -275,10 +287,8 @@ class LocalExecutor:
                 return handed
         log_fd = _open_log(sub.log_path)
         try:
-            before = _boot_tick()
             try:
-                pid = os.posix_spawn(
-                    _SHELL,
+                pid, start = self._spawn(
                     [
                         "sh",
                         "-c",
@@ -293,32 +303,15 @@ class LocalExecutor:
                         *argv,
                     ],
                     {**self._environ, **sub.env},
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                        (os.POSIX_SPAWN_DUP2, log_fd, 2),
-                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    ],
-                    setsid=True,
-                    setsigmask=(),
-                    setsigdef=_DEFAULT_SIGNALS,
+                    [(os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
                 )
             except OSError as exc:
                 retry = exc.errno in (errno.EAGAIN, errno.ENOMEM)
                 raise SubmitRefused(
                     f"cannot start {_SHELL}: {exc.strerror}", retryable=retry
                 ) from exc
-            after = _boot_tick()
         finally:
             os.close(log_fd)
-        if before == after and self._proc == runner.PROC:
-            # The kernel stamps a child with the boot clock when it forks it: the spawn began
-            # and ended within one tick, so that tick is its start (exactly: see _boot_tick).
-            # Reading /proc/<pid>/stat instead waits on the wrapper's exec, 0.1 ms or more.
-            start: int | None = before
-        else:
-            # Race-free: until we reap it, the wrapper's pid cannot be reused.
-            found = runner.read_proc(pid, self._proc)
-            start = found.start if found is not None else None
         handle = _Handle(
             pid=pid,
             start=start,
@@ -725,6 +718,20 @@ def _shared_lines(path: Path) -> dict[str, str]:
         return lines
     finally:
         os.close(fd)
+
+
+def prune_status(handle: Handle) -> None:
+    """Remove the status files of a run whose outcome is recorded (and durable): its `.rc`
+    and `.cancel` files, or, in a shared status file, only its `.cancel` (the shared file is
+    its other runs' too: see `prune_shared_status`). Never anything outside a `proc` status
+    directory under `.talon`."""
+    h = _Handle.parse(handle)
+    if h is None or "/.talon/proc/" not in str(h.rc_file):
+        return
+    for path in (_cancel_file(h), None if h.key is not None else h.rc_file):
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def shared_status_name(generation: int = 0) -> str:
