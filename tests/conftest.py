@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,24 @@ def talon(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def run_talon(
+    root: Path, *args: str, crash_at: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`talon -C ROOT ARGS...` as another process would run it (none of this process's
+    TALON_* variables); `crash_at` sets TALON_CRASH_AT (talon/faults.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALON_")}
+    if crash_at:
+        env["TALON_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "talon", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def write_repo(root: Path, files: dict[str, str]) -> Path:

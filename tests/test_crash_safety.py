@@ -19,6 +19,7 @@ import pytest
 
 from talon.faults import POINTS
 from talon.store import FileStore
+from tests.conftest import run_talon as talon
 from tests.conftest import write_repo
 
 JOBS = """
@@ -34,20 +35,6 @@ jobs:
     trigger: "0 6 * * *"
     constraints: {after: [a]}
 """
-
-
-def talon(root: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALON_")}
-    if crash_at:
-        env["TALON_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [sys.executable, "-m", "talon", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def settle(root: Path, now: str) -> None:

@@ -21,23 +21,13 @@ import pytest
 
 from talon import bookkeeping
 from talon.bookkeeping import INDEX_LOG
-from talon.passes import Pass, _Deferred
-from talon.repo import open_repo
+from talon.passes import Carry, Pass, _Deferred
+from talon.repo import Repo, open_repo
 from talon.runs import Run
+from tests.conftest import run_talon as cli
 from tests.conftest import write_repo
 
 NOW = datetime.fromisoformat("2026-11-27T06:00:30+00:00")
-
-
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`talon` as another process would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "talon", "-C", str(root), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def repo_with(tmp_path: Path, jobs: str) -> Path:
@@ -55,13 +45,26 @@ def logged(root: Path, run_id: str) -> list[Run]:
     ]
 
 
-def passes(root: Path, deferred: dict[str, _Deferred], until: str, limit: int = 500) -> list[str]:
-    """Passes of one process sharing `deferred`, as `reconcile --wait` runs them."""
-    repo = open_repo(str(root), {})
+def once(repo: Repo, deferred: dict[str, _Deferred], carry: Carry | None = None) -> list[str]:
+    """One pass of a process whose passes share `deferred` (and `carry`), as `reconcile
+    --wait` runs them: its decisions, as "action run" lines."""
+    p = Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry)
+    return [f"{d.action} {d.run}" for d in p.run()]
+
+
+def passes(
+    root: Path,
+    deferred: dict[str, _Deferred],
+    until: str,
+    limit: int = 500,
+    carry: Carry | None = None,
+    repo: Repo | None = None,
+) -> list[str]:
+    """Passes (see `once`) until one says `until`."""
+    repo = repo or open_repo(str(root), {})
     seen: list[str] = []
     for _ in range(limit):
-        p = Pass(repo.spec, repo.store, NOW, deferred=deferred)
-        seen += [f"{d.action} {d.run}" for d in p.run()]
+        seen += once(repo, deferred, carry)
         if until in seen:
             return seen
         time.sleep(0.005)
@@ -72,9 +75,7 @@ def test_a_run_that_ends_soon_gets_its_file_once_with_its_whole_story(tmp_path: 
     root = repo_with(tmp_path, "jobs:\n  a: {command: 'true', trigger: '0 6 * * *'}\n")
     deferred: dict[str, _Deferred] = {}
     repo = open_repo(str(root), {})
-    first = [
-        f"{d.action} {d.run}" for d in Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
-    ]
+    first = once(repo, deferred)
     assert "dispatch a@20261127T060000Z" in first, first
     path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
     assert not path.exists(), "the file waits for the run to end"
@@ -246,8 +247,6 @@ def test_a_pass_going_on_from_the_last_view_still_honours_a_cancel(tmp_path: Pat
     """The passes of a --wait go on from the last pass's view of the open runs (Carry) while
     only they wrote the book; a cancel by another process does not go through the book, and
     is met when the pass writes the run."""
-    from talon.passes import Carry
-
     root = repo_with(
         tmp_path,
         "jobs:\n  a: {command: 'sleep 0.5', trigger: '0 6 * * *'}\n"
@@ -256,26 +255,13 @@ def test_a_pass_going_on_from_the_last_view_still_honours_a_cancel(tmp_path: Pat
     deferred: dict[str, _Deferred] = {}
     carry = Carry()
     repo = open_repo(str(root), {})
-    seen = [
-        f"{d.action} {d.run}"
-        for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
-    ]
+    seen = once(repo, deferred, carry)
     assert "dispatch a@20261127T060000Z" in seen and "block w@20261127T060000Z" in seen, seen
     assert carry.view is not None
     done = cli(root, "cancel", "w@20261127T060000Z")
     assert done.returncode == 0, done.stderr
-    for _ in range(300):
-        seen += [
-            f"{d.action} {d.run}"
-            for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
-        ]
-        if "succeed a@20261127T060000Z" in seen:
-            break
-        time.sleep(0.005)
-    seen += [
-        f"{d.action} {d.run}"
-        for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
-    ]
+    seen += passes(root, deferred, "succeed a@20261127T060000Z", limit=300, carry=carry, repo=repo)
+    seen += once(repo, deferred, carry)
     assert "succeed a@20261127T060000Z" in seen, seen
     assert "dispatch w@20261127T060000Z" not in seen, seen
     w = json.loads((root / "state/2026-11-27/w/w@20261127T060000Z.json").read_text())
@@ -284,8 +270,6 @@ def test_a_pass_going_on_from_the_last_view_still_honours_a_cancel(tmp_path: Pat
 
 def test_a_run_another_process_creates_is_seen_by_the_next_pass(tmp_path: Path) -> None:
     """`talon trigger` goes through the book (its journal): the next pass reads afresh."""
-    from talon.passes import Carry
-
     root = repo_with(
         tmp_path,
         "jobs:\n  a: {command: 'sleep 0.3', trigger: '0 6 * * *'}\n"
@@ -294,14 +278,11 @@ def test_a_run_another_process_creates_is_seen_by_the_next_pass(tmp_path: Path) 
     deferred: dict[str, _Deferred] = {}
     carry = Carry()
     repo = open_repo(str(root), {})
-    Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
+    once(repo, deferred, carry)
     assert carry.view is not None and "e" not in carry.view.open_by_job
     done = cli(root, "trigger", "e", "--now", "2026-11-27T06:00:31Z")
     assert done.returncode == 0, done.stderr
-    seen = [
-        f"{d.action} {d.run}"
-        for d in Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry).run()
-    ]
+    seen = once(repo, deferred, carry)
     assert any(s.startswith("dispatch e@") for s in seen), seen
 
 
@@ -322,9 +303,7 @@ def test_a_checkpoint_keeps_the_line_of_a_run_whose_file_waits(
     deferred: dict[str, _Deferred] = {}
     repo = open_repo(str(root), {})
     try:
-        seen = [
-            f"{d.action} {d.run}" for d in Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
-        ]
+        seen = once(repo, deferred)
         assert "dispatch a@20261127T060000Z" in seen, seen
         path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
         assert not path.exists()

@@ -9,22 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from talon.executors.local import _owner, prune_shared_status, shared_status_name
+from tests.conftest import run_talon as cli
 from tests.conftest import write_repo
-
-
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "talon", "-C", str(root), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def proc_files(root: Path) -> list[str]:
