@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_talon
+
 ROOT = Path(__file__).resolve().parent.parent
 GEN = ROOT / "bench" / "gen_repo.py"
 DAY = "2026-11-27"
@@ -27,13 +29,7 @@ def gen(root: Path, *args: str) -> None:
 
 
 def talon(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "talon", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    return run_talon(root, *args, timeout=600)
 
 
 def assert_clean(result: subprocess.CompletedProcess[str], code: int = 0) -> None:
