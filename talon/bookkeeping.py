@@ -318,6 +318,21 @@ def logged_run(store: FileStore, run_id: str) -> tuple[str, Run] | None:
     return None
 
 
+def find_run(store: FileStore, run_ref: str) -> tuple[Path, Run, bool]:
+    """A run by id or path, as the read-only commands show it: (its file's path, the run,
+    whether it comes from the index log because a `reconcile --wait` keeps its file back for
+    a moment). Raises StoreError when there is no such run, CorruptRun when its file is
+    unreadable."""
+    try:
+        path = store.find(run_ref)
+    except StoreError:
+        logged = logged_run(store, run_ref) if "@" in run_ref and "/" not in run_ref else None
+        if logged is None:
+            raise
+        return store.path_at(logged[0]), logged[1], True
+    return path, store.read(path), False
+
+
 def read_open(store: FileStore, book: Book, rels: Iterable[str] | None = None) -> list[Run]:
     """The open runs (or those of `rels`) as the read-only commands show them: from their
     files, or from the index log while a `reconcile --wait` keeps a file back (Pass._defer).

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -62,8 +63,14 @@ PASS_LOCK = "@pass"
 ADOPT_RELIABLE = frozenset({"local", "inprocess", "sge", "slurm"})
 UNSTARTED_GRACE_S = 5.0
 GROUP_COMMIT_S = 0.1  # the longest a pass's records wait for a sync inside a longer batch
-# `reconcile --wait`: how long the file of a run this process started may wait (see _defer).
+# `reconcile --wait`: how long the file of a run this process started may wait (see _defer):
+# short, as the job itself may be waiting for it (`talon progress` from its first moment).
 DEFER_S = 0.1
+# `reconcile --wait`: how long the file of a run it created blocked, or ready and not started,
+# may wait (see create). Nobody but people look for those (with ls, grep; `talon status`,
+# `show` and `explain` find them in the index log meanwhile), and a chain that moves faster
+# writes each of its runs once.
+WAITING_S = 1.0
 # `reconcile --wait`: how long a pass may go on from the last one's view of the open runs
 # before it reads them again (see load): what goes unseen meanwhile is a cancel or a progress
 # report made by another process, which each write sees anyway.
@@ -82,12 +89,24 @@ _DIES_WITH_HOST = frozenset({"local", "inprocess"})
 
 @dataclass
 class PassView:
-    """The constraint view over the store, with this pass's own changes folded in."""
+    """The constraint view over the store, with this pass's own changes folded in.
+
+    Besides the open runs by job, it keeps those ready and running, and the jobs with a
+    blocked run noted since `check` last looked: the passes of a `reconcile --wait` reuse one
+    view, and a long chain would otherwise cost a walk over every open run at each pass."""
 
     store: FileStore
     overlay: dict[str, Run] = field(default_factory=dict)  # relpath -> run (dry-run and cache)
     _listing: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+    _noted: dict[tuple[str, str], dict[str, Run]] = field(default_factory=dict)
     open_by_job: dict[str, dict[str, Run]] = field(default_factory=dict)
+    ready: dict[str, Run] = field(default_factory=dict)  # run id -> run
+    running: dict[str, Run] = field(default_factory=dict)
+    open_paths: dict[str, str] = field(default_factory=dict)  # run id -> its relpath, if open
+    touched: set[str] = field(default_factory=set)  # jobs with a blocked run noted since
+    # (spec, timestamp): until then, with that spec, no blocked run is due a check that `check`
+    # does not find through `touched`, the ready runs or the jobs that changed (see check).
+    calm: tuple[Spec, float] | None = None
     problems: list[str] = field(default_factory=list)
 
     def runs_in(self, period_key: str, job: str) -> Sequence[Run]:
@@ -99,21 +118,43 @@ class PassView:
                 )
             )
         runs = {r.id: r for r in self._listing[key]}
-        for run in self.overlay.values():
-            if run.job == job and run.period_key == period_key:
-                runs[run.id] = run
+        runs.update(self._noted.get(key, {}))
         return sorted(runs.values(), key=lambda r: (r.created, r.attempt, r.id))
 
     def open_runs(self, job: str) -> Sequence[Run]:
         return list(self.open_by_job.get(job, {}).values())
 
+    def open(self) -> Iterator[Run]:
+        for by_job in self.open_by_job.values():
+            yield from by_job.values()
+
     def note(self, run: Run) -> None:
-        self.overlay[f"{run.period_key}/{run.job}/{run.id}.json"] = run
+        rel = f"{run.period_key}/{run.job}/{run.id}.json"
+        self.overlay[rel] = run
+        self._noted.setdefault((run.period_key, run.job), {})[run.id] = run
         by_job = self.open_by_job.setdefault(run.job, {})
-        if run.state in OPEN_STATES:
+        self.ready.pop(run.id, None)
+        self.running.pop(run.id, None)
+        state = run.state
+        if state in OPEN_STATES:
             by_job[run.id] = run
+            self.open_paths[run.id] = rel
+            if state is State.READY:
+                self.ready[run.id] = run
+            elif state is State.RUNNING:
+                self.running[run.id] = run
+            else:
+                self.touched.add(run.job)
         else:
             by_job.pop(run.id, None)
+            self.open_paths.pop(run.id, None)
+
+    def drop(self, run: Run) -> None:
+        """Forget an open run this pass noted but does not own after all (someone else's)."""
+        self.open_by_job.get(run.job, {}).pop(run.id, None)
+        self.open_paths.pop(run.id, None)
+        self.ready.pop(run.id, None)
+        self.running.pop(run.id, None)
 
 
 @dataclass
@@ -256,6 +297,7 @@ class Pass:
     def load(self) -> list[Run]:
         """The bookkeeping and the open runs, as a pass (or `explain`) sees them."""
         carry = self.carry
+        held = carry is not None and carry.book is not None
         if carry is not None and carry.book is not None:
             self.book = carry.book  # the lock was held since the pass that left it
             self.book.foreign = False
@@ -274,15 +316,10 @@ class Pass:
             # and the view is read afresh every RELOAD_S.
             self.view = carry.view
             self.view.problems = self.problems
-            self._check_deferred()
-            return [
-                run
-                for _, run in sorted(
-                    (self._rel(r), r)
-                    for by_job in self.view.open_by_job.values()
-                    for r in by_job.values()
-                )
-            ]
+            if not held:
+                self._check_deferred()  # (with the lock held throughout, nobody wrote one)
+            # Those `collect` looks at, in the order a full read gives.
+            return [run for _, run in sorted((self._rel(r), r) for r in self.view.running.values())]
         self.view = PassView(self.store, problems=self.problems)
         if carry is not None:
             carry.view, carry.since = self.view, time.monotonic()
@@ -298,7 +335,11 @@ class Pass:
             if self._untouched(rel, d):
                 continue
             current = self._settle_deferred(rel, d)
-            if current is not None and (
+            if current is None:
+                continue
+            if self.view is not None:
+                self.view.note(current)  # (a view carried over still holds this process's copy)
+            if d.run.state is State.RUNNING and (
                 current.state is not State.RUNNING or current.dispatch != d.run.dispatch
             ):
                 self._stop(d.run, "cancelled while its record was pending")
@@ -372,19 +413,25 @@ class Pass:
             # running on disk, so the next pass settles it and fires the dependant again.
             self._flush_pending()
             self._write_ends()
-        self._flush_deferred(DEFER_S)
+        if self.deferred and not self.view.ready and not self.view.running:
+            # The last pass of a `--wait`: what is left waits for something that is not
+            # going to happen within it.
+            self._flush_deferred(everything=True)
+        self._flush_deferred()
         self._prepare_spares()
         if not self.dry_run:
             assert self.view is not None
-            self.book.open = {p for p, r in self._open_paths().items() if r.state in OPEN_STATES}
+            open_paths = self.view.open_paths
+            self.book.open = set(open_paths.values())
             self.book.keep_cursors(self.spec.jobs)
-            open_ids = self._open_ids()
-            self.book.checked = {k: v for k, v in self.book.checked.items() if k in open_ids}
+            checked = self.book.checked
+            if any(k not in open_paths for k in checked):
+                self.book.checked = {k: v for k, v in checked.items() if k in open_paths}
             for rel, d in (self.deferred or {}).items():
                 if not d.on_disk:
                     # Its line in the index log is its only record until its file is written:
                     # a checkpoint (which empties the log) must carry it over.
-                    self.book.unwritten[rel] = json.dumps(d.run.to_json())
+                    self.book.unwritten[rel] = d.text
                     self.book.fresh.add(rel)
             crash_point("pass.before_book")
             if self.carry is not None and self.carry.holding:
@@ -408,18 +455,6 @@ class Pass:
             next_due=due,
             at=self.now.timestamp(),
         )
-
-    def _open_paths(self) -> dict[str, Run]:
-        assert self.view is not None
-        out = {}
-        for by_job in self.view.open_by_job.values():
-            for run in by_job.values():
-                out[self._rel(run)] = run
-        return out
-
-    def _open_ids(self) -> set[str]:
-        assert self.view is not None
-        return {r.id for by_job in self.view.open_by_job.values() for r in by_job.values()}
 
     def _rel(self, run: Run) -> str:
         return f"{run.period_key}/{run.job}/{run.id}.json"
@@ -503,6 +538,17 @@ class Pass:
                 return False
             self.view.note(run)
             return True
+        deferred = self.deferred
+        if deferred is not None and self._may_wait_unwritten(run):
+            if rel in deferred or os.path.exists(self.store.path_at(rel)):
+                return False
+            text = json.dumps(run.to_json())
+            bookkeeping.journal_fired(self.store, rel, text)
+            crash_point("create.after_journal")
+            deferred[rel] = _Deferred(run, time.monotonic(), False, text)
+            self.view.note(run)
+            self.changed_jobs.add(run.job)
+            return True
         bookkeeping.pass_opened(self.store, rel)
         crash_point("create.after_journal")
         if not self.store.create(run):
@@ -511,6 +557,19 @@ class Pass:
         self.view.note(run)
         self.changed_jobs.add(run.job)
         return True
+
+    def _may_wait_unwritten(self, run: Run) -> bool:
+        """Whether a new run's file may wait (`reconcile --wait`): a run created blocked, or
+        ready and not started, is kept in memory with its line in the index log, and its
+        file written when it ends, when DEFER_S has passed, or when nothing is left ready or
+        running. In a chain each run is then written once, not created blocked, rewritten
+        with its intent and rewritten again at its end. Not on shared storage (lockfile
+        mode), where other hosts read the files and not this host's log."""
+        return run.state in (State.BLOCKED, State.READY) and self.store.lock_mode == "flock"
+
+    def _waiting(self, rel: str) -> _Deferred | None:
+        d = self.deferred.get(rel) if self.deferred else None
+        return d if d is not None and d.waiting else None
 
     def write(
         self,
@@ -529,7 +588,19 @@ class Pass:
         """
         assert self.view is not None
         if self.deferred and self._rel(run) in self.deferred:
-            self._flush_deferred(0.0, only=self._rel(run))
+            waiting = self._waiting(self._rel(run))
+            if waiting is not None:
+                # Its file does not exist yet, and none can appear while this pass holds the
+                # pass lock (only passes and `talon cancel`, under it, write it from the log).
+                new = change(waiting.run) or waiting.run
+                waiting.run = new
+                if new.state.terminal:  # (skipped, failed before it started): no reason to wait
+                    self._flush_deferred(only=self._rel(run))
+                if new.state is not run.state:
+                    self.changed_jobs.add(run.job)
+                self.view.note(new)
+                return new
+            self._flush_deferred(only=self._rel(run))
         held = self.held.pop(run.id, None)
         if run.id in self.pending:
             new = change(self.pending[run.id]) or self.pending[run.id]
@@ -785,16 +856,19 @@ class Pass:
             raise FileNotFoundError(path)
         return found
 
-    def _flush_deferred(self, older_than: float, only: str | None = None) -> None:
-        """Write the deferred files of runs started at least `older_than` seconds ago."""
+    def _flush_deferred(self, only: str | None = None, *, everything: bool = False) -> None:
+        """Write the deferred files whose time is up (DEFER_S after a start, WAITING_S after a
+        creation), or that of `only`; `everything`: all, those of this pass too."""
         if not self.deferred:
             return
         now = time.monotonic()
         for rel, d in list(self.deferred.items()):
             if only is not None and rel != only:
                 continue
-            if only is None and (now - d.since < older_than or d.since >= self._began):
-                continue  # (a run started by this pass is polled by the next one first)
+            if only is None and not everything:
+                wait = DEFER_S if d.run.state is State.RUNNING else WAITING_S
+                if now - d.since < wait or d.since >= self._began:
+                    continue  # (a run started by this pass is polled by the next one first)
             del self.deferred[rel]
             try:
                 if d.on_disk:
@@ -1054,14 +1128,47 @@ class Pass:
         return self._plugins
 
     def check(self) -> None:
-        assert self.view is not None
-        for by_job in list(self.view.open_by_job.values()):
+        """Check the ready runs, and the blocked ones that may have become unblocked: those
+        of jobs waiting on a job that changed in this pass, never checked, past their poll
+        interval, or with a start-by deadline. Each pass of a long chain would otherwise
+        spend most of its time skipping runs nothing has happened to: a view walked once
+        remembers (`calm`) until when nothing but those signs can make a check due."""
+        view = self.view
+        assert view is not None
+        now_ts = self.now.timestamp()
+        jobs, checked, changed = self.spec.jobs, self.book.checked, self.changed_jobs
+        full = view.calm is None or view.calm[0] is not self.spec or now_ts >= view.calm[1]
+        if full:
+            names: Iterable[str] = list(view.open_by_job)
+        else:
+            wanted = view.touched | {r.job for r in view.ready.values()}
+            wanted.update(n for c in changed for n in _unblocked_by(self.spec).get(c, ()))
+            names = [n for n in view.open_by_job if n in wanted]
+        calm = float("inf")
+        for name in names:
+            by_job = view.open_by_job.get(name)
+            if not by_job:
+                continue
             runs = list(by_job.values())
             if len(runs) > 1:
                 runs.sort(key=lambda r: (r.created, r.id))
+            job = jobs.get(name)
+            if job is None or job.constraints.start_by:
+                always, quiet, poll = True, False, 0.0
+            else:
+                always, quiet, poll = False, changed.isdisjoint(_unblockers(job)), job.poll_s
             for run in runs:
-                if run.state in (State.BLOCKED, State.READY):
+                if run.state is State.BLOCKED:
+                    last = checked.get(run.id)
+                    if not (quiet and last is not None and now_ts - last < poll):
+                        self.check_one(run)
+                        last = checked.get(run.id)
+                    calm = min(calm, -math.inf if always or last is None else last + poll)
+                elif run.state is State.READY:
                     self.check_one(run)
+        before = view.calm[1] if view.calm is not None and not full else math.inf
+        view.calm = (self.spec, min(calm, before))
+        view.touched.clear()  # (check_one noted what it checked: nothing new happened to it)
 
     def check_one(self, run: Run, dispatched: int = 0) -> Run:
         assert self.view is not None
@@ -1122,23 +1229,10 @@ class Pass:
 
     def dispatch(self) -> None:
         assert self.view is not None
-        ready = sorted(
-            (
-                r
-                for by_job in self.view.open_by_job.values()
-                for r in by_job.values()
-                if r.state is State.READY
-            ),
-            key=lambda r: (r.created, r.id),
-        )
-        if not ready:
+        if not self.view.ready:
             return
-        running = [
-            r
-            for by_job in self.view.open_by_job.values()
-            for r in by_job.values()
-            if r.state is State.RUNNING
-        ]
+        ready = sorted(self.view.ready.values(), key=lambda r: (r.created, r.id))
+        running = list(self.view.running.values())
         per_executor: dict[str, int] = {}
         in_use: dict[str, int] = {}
         starts: list[_Start] = []
@@ -1202,7 +1296,7 @@ class Pass:
             del self.pending[run_id]
             if not self.create(run):
                 assert self.view is not None
-                self.view.open_by_job.get(run.job, {}).pop(run.id, None)
+                self.view.drop(run)
 
     def _wait(self, run: Run, reason: str) -> None:
         def change(current: Run) -> Run | None:
@@ -1261,9 +1355,14 @@ class Pass:
         marked = self.write(run, mark)
         if marked.state is not State.RUNNING or marked.dispatch != intent:
             return None  # cancelled or taken meanwhile
+        rel = self._rel(marked)
         unwritten = self.pending.pop(marked.id, None) is not None
+        if not unwritten and self.deferred and rel in self.deferred:
+            # Created waiting by this process (see create): no file yet, as for a run born
+            # ready. It comes with the handle.
+            unwritten = not self.deferred.pop(rel).on_disk
         if unwritten:
-            bookkeeping.journal_fired(self.store, self._rel(marked), json.dumps(marked.to_json()))
+            bookkeeping.journal_fired(self.store, rel, json.dumps(marked.to_json()))
         return _Start(marked, job, grants, sub, intent, unwritten)
 
     def _submit(self, start: _Start) -> bool:
@@ -1364,8 +1463,9 @@ class Pass:
         if not on_disk and os.path.exists(path):
             return False
         recorded = _with_handle(handle)(start.marked) or start.marked
-        bookkeeping.journal_fired(self.store, rel, json.dumps(recorded.to_json()))
-        self.deferred[rel] = _Deferred(recorded, time.monotonic(), on_disk)
+        text = json.dumps(recorded.to_json())
+        bookkeeping.journal_fired(self.store, rel, text)
+        self.deferred[rel] = _Deferred(recorded, time.monotonic(), on_disk, text)
         self.view.note(recorded)
         return True
 
@@ -1390,7 +1490,7 @@ class Pass:
         if self.create(start.marked):
             return True
         assert self.view is not None
-        self.view.open_by_job.get(start.marked.job, {}).pop(start.marked.id, None)
+        self.view.drop(start.marked)
         return False
 
     def _fail_ready(self, run: Run, reason: str) -> None:
@@ -1427,11 +1527,19 @@ class Carry:
 
 @dataclass
 class _Deferred:
-    """A run this process started and has not written since (see Pass._defer)."""
+    """A run this process started, or created to wait, and has not written since (see
+    Pass._defer and Pass.create)."""
 
-    run: Run  # running, with its handle
-    since: float  # time.monotonic() at the start
+    run: Run  # running with its handle; or blocked or ready, never started (no file yet)
+    since: float  # time.monotonic() at the start or the creation
     on_disk: bool  # its file exists, with the intent and no handle; else no file yet
+    text: str  # the run as its last line in the index log holds it
+
+    @property
+    def waiting(self) -> bool:
+        """Created by this process and not started: changes stay in memory until it starts
+        (its intent goes to the log then) or its file is written."""
+        return not self.on_disk and self.run.state is not State.RUNNING
 
 
 @dataclass
@@ -1505,6 +1613,23 @@ def _unblockers(job: Job) -> frozenset[str]:
         if job.constraints.max_running is not None or job.constraints.once_per_period:
             deps.add(job.name)  # a sibling finishing can unblock it
         found = _UNBLOCKERS[key] = frozenset(deps)
+    return found
+
+
+_UNBLOCKED_BY: list[tuple[Spec, dict[str, frozenset[str]]]] = []
+
+
+def _unblocked_by(spec: Spec) -> dict[str, frozenset[str]]:
+    """For each job, the jobs whose blocked runs it can unblock (_unblockers turned round),
+    for the last spec seen."""
+    if _UNBLOCKED_BY and _UNBLOCKED_BY[0][0] is spec:
+        return _UNBLOCKED_BY[0][1]
+    index: dict[str, set[str]] = {}
+    for job in spec.jobs.values():
+        for name in _unblockers(job):
+            index.setdefault(name, set()).add(job.name)
+    found = {name: frozenset(names) for name, names in index.items()}
+    _UNBLOCKED_BY[:] = [(spec, found)]
     return found
 
 

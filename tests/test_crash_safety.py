@@ -54,11 +54,31 @@ def all_runs(root: Path) -> dict[str, dict[str, object]]:
     return out
 
 
-@pytest.mark.parametrize("point", POINTS)
-def test_killed_at_each_point(tmp_path: Path, point: str) -> None:
+# Where a point is reached: a `--wait` keeps a new blocked run's file back (its line in the
+# index log records it), so only a single pass reaches the point after a run file's creation.
+# A single pass leaves its runs to the next, so it reaches only the points before collecting.
+KILLS = [("--wait", p) for p in POINTS if p != "create.after_file"] + [
+    ("once", p)
+    for p in (
+        "create.after_journal",
+        "create.after_file",
+        "dispatch.after_intent",
+        "dispatch.after_submit",
+        "pass.before_book",
+    )
+]
+
+
+def test_every_point_is_killed_at() -> None:
+    assert {p for _, p in KILLS} == set(POINTS)
+
+
+@pytest.mark.parametrize(("mode", "point"), KILLS)
+def test_killed_at_each_point(tmp_path: Path, mode: str, point: str) -> None:
     root = write_repo(tmp_path, {"schedule/jobs.yaml": JOBS})
     assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
-    crashed = talon(root, "reconcile", "--wait", "--now", "2026-11-27T06:00:30Z", crash_at=point)
+    wait = ["--wait"] if mode == "--wait" else []
+    crashed = talon(root, "reconcile", *wait, "--now", "2026-11-27T06:00:30Z", crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
     settle(root, "2026-11-27T06:02:00Z")
     runs = all_runs(root)

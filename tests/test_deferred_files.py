@@ -1,7 +1,9 @@
-"""`reconcile --wait` keeps the file of a local run it started until the run ends (or DEFER_S).
+"""`reconcile --wait` keeps the file of a local run it started until the run ends (or DEFER_S),
+and that of a run it created blocked until it ends or starts (or WAITING_S).
 
 Most runs end within DEFER_S, and one file write then records the whole run instead of a write
-with the handle and a rewrite at the end. What must hold meanwhile: the run's copy is in the
+with the handle and a rewrite at the end; in a chain, a blocked run is written once instead of
+three times (created, marked running, ended). What must hold meanwhile: the run's copy is in the
 index log, so another process (a pass, `talon cancel`, a pass after a kill -9) finds it there;
 a file someone else wrote wins over the deferred copy; nothing runs twice.
 """
@@ -14,14 +16,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from talon import bookkeeping
 from talon.bookkeeping import INDEX_LOG
-from talon.passes import Carry, Pass, _Deferred
+from talon.passes import WAITING_S, Carry, Pass, _Deferred
 from talon.repo import Repo, open_repo
 from talon.runs import Run
 from tests.conftest import run_talon as cli
@@ -158,9 +160,10 @@ def test_cancel_finds_a_run_whose_file_is_not_written_yet(tmp_path: Path) -> Non
 def test_a_run_cancelled_before_its_handle_is_written_is_stopped_by_the_pass(
     tmp_path: Path,
 ) -> None:
-    """w's file exists (blocked, then marked running) but its handle waits. A `talon cancel`
-    that finds no handle in the file and none in the log (here: the log line removed, as
-    if the canceller looked before it was appended) cannot stop it; the pass does."""
+    """w's file exists (created blocked by a single pass, then marked running by a `--wait`)
+    but its handle waits. A `talon cancel` that finds no handle in the file and none in the
+    log (here: the log line removed, as if the canceller looked before it was appended)
+    cannot stop it; the pass does."""
     pidfile = tmp_path / "pid"
     root = repo_with(
         tmp_path,
@@ -169,8 +172,11 @@ def test_a_run_cancelled_before_its_handle_is_written_is_stopped_by_the_pass(
         " constraints: {after: [a]}}\n",
     )
     deferred: dict[str, _Deferred] = {}
-    passes(root, deferred, "dispatch w@20261127T060000Z")
+    repo = open_repo(str(root), {})
+    Pass(repo.spec, repo.store, NOW).run()  # (a single pass writes w's file at once)
     path = root / "state/2026-11-27/w/w@20261127T060000Z.json"
+    assert json.loads(path.read_text())["state"] == "blocked"
+    passes(root, deferred, "dispatch w@20261127T060000Z", repo=repo)
     on_disk = json.loads(path.read_text())
     assert on_disk["state"] == "running" and on_disk["executor"]["handle"] is None
     log = root / "state/.talon" / INDEX_LOG
@@ -185,7 +191,6 @@ def test_a_run_cancelled_before_its_handle_is_written_is_stopped_by_the_pass(
     assert cli(root, "cancel", "w@20261127T060000Z").returncode == 0
     pid = _wait_for_pid(pidfile)
     assert _alive(pid), "the canceller had no handle to stop it with"
-    repo = open_repo(str(root), {})
     Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
     _wait_gone(pid)
     assert json.loads(path.read_text())["state"] == "skipped"
@@ -341,3 +346,137 @@ def test_a_wait_lets_the_pass_lock_go_between_windows(tmp_path: Path) -> None:
     assert len(runs) == 30 and all(r["state"] == "succeeded" for r in runs), [
         (r["id"], r["state"]) for r in runs if r["state"] != "succeeded"
     ]
+
+
+# --- runs created waiting (blocked, or ready and not started) --------------------------------
+
+CHAIN = (
+    "jobs:\n  a: {command: 'sleep 0.3', trigger: '0 6 * * *'}\n"
+    "  b: {command: 'true', trigger: '0 6 * * *', constraints: {after: [a]}}\n"
+    "  c: {command: 'true', trigger: '0 6 * * *', constraints: {after: [b]}}\n"
+)
+
+
+def test_a_blocked_run_is_written_once_when_its_chain_moves_within_the_window(
+    tmp_path: Path,
+) -> None:
+    root = repo_with(tmp_path, CHAIN)
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    carry = Carry()
+    first = once(repo, deferred, carry)
+    assert "block c@20261127T060000Z" in first, first
+    c = root / "state/2026-11-27/c/c@20261127T060000Z.json"
+    assert not c.exists(), "created blocked within a --wait: the file waits"
+    assert logged(root, "c@20261127T060000Z")[-1].state.value == "blocked"
+    # Meanwhile the read-only commands find it in the index log.
+    status = cli(root, "status", "--json", "--now", "2026-11-27T06:00:31Z")
+    assert {"c@20261127T060000Z": "blocked"}.items() <= {
+        r["run"]: r["state"] for r in json.loads(status.stdout)
+    }.items(), status.stdout
+    show = cli(root, "show", "c@20261127T060000Z")
+    assert show.returncode == 0 and "not written yet" in show.stdout, show.stderr
+    explain = cli(root, "explain", "c@20261127T060000Z", "--now", "2026-11-27T06:00:31Z")
+    assert explain.returncode == 0 and "is blocked" in explain.stdout, explain.stderr
+    passes(root, deferred, "succeed c@20261127T060000Z", carry=carry, repo=repo)
+    run = json.loads(c.read_text())
+    assert [h["state"] for h in run["history"]] == ["blocked", "ready", "running", "succeeded"]
+    assert deferred == {}
+
+
+def test_a_blocked_run_gets_its_file_after_the_waiting_window(tmp_path: Path) -> None:
+    root = repo_with(
+        tmp_path,
+        "jobs:\n  a: {command: 'sleep 30', trigger: '0 6 * * *'}\n"
+        "  b: {command: 'true', trigger: '0 6 * * *', constraints: {after: [a]}}\n",
+    )
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    once(repo, deferred)
+    b = root / "state/2026-11-27/b/b@20261127T060000Z.json"
+    try:
+        assert not b.exists()
+        time.sleep(WAITING_S + 0.05)
+        once(repo, deferred)
+        assert json.loads(b.read_text())["state"] == "blocked"
+        assert list(deferred) == ["2026-11-27/a/a@20261127T060000Z.json"] or deferred == {}
+    finally:
+        assert cli(root, "cancel", "a@20261127T060000Z").returncode == 0
+
+
+def test_a_wait_that_ends_leaves_no_blocked_run_without_its_file(tmp_path: Path) -> None:
+    """`--wait` ends when nothing is ready or running; a run still blocked then waits for
+    something outside it, and its file is written before the process goes."""
+    root = repo_with(
+        tmp_path,
+        "jobs:\n  x: {command: 'true', trigger: external}\n"
+        "  b: {command: 'true', trigger: '0 6 * * *', constraints: {after: [x]}}\n",
+    )
+    result = cli(root, "reconcile", "--wait", "--now", "2026-11-27T06:00:30Z")
+    assert result.returncode == 0, result.stderr
+    b = json.loads((root / "state/2026-11-27/b/b@20261127T060000Z.json").read_text())
+    assert b["state"] == "blocked" and b["reason"], b
+
+
+def test_cancel_of_a_blocked_run_whose_file_waits_keeps_it_from_starting(
+    tmp_path: Path,
+) -> None:
+    root = repo_with(tmp_path, CHAIN)
+    deferred: dict[str, _Deferred] = {}
+    repo = open_repo(str(root), {})
+    once(repo, deferred)
+    assert not (root / "state/2026-11-27/b/b@20261127T060000Z.json").exists()
+    assert cli(root, "cancel", "b@20261127T060000Z").returncode == 0
+    seen = passes(root, deferred, "succeed a@20261127T060000Z", repo=repo)
+    for _ in range(20):  # a few more: b must not start, nor c (blocked on b, now never)
+        seen += once(repo, deferred)
+    assert not any(s.startswith("dispatch b@") or s.startswith("dispatch c@") for s in seen)
+    b = json.loads((root / "state/2026-11-27/b/b@20261127T060000Z.json").read_text())
+    assert b["state"] == "skipped"
+
+
+def test_a_blocked_run_is_checked_again_after_its_poll_in_a_carried_view(
+    tmp_path: Path,
+) -> None:
+    """Nothing it waits on changes (a plugin's verdict flips): the carried view still checks
+    it again once its poll interval has passed."""
+    gate = tmp_path / "open"
+    root = write_repo(
+        tmp_path,
+        {
+            "talon.yaml": "timezone: UTC\nplugins:\n  constraints:\n    gate: rules:gate\n",
+            "lib/rules.py": (
+                "import os\n"
+                "def gate(run, options, view, now):\n"
+                f"    if os.path.exists({str(gate)!r}):\n"
+                "        return 'pass', 'open'\n"
+                "    return 'block', 'closed'\n"
+            ),
+            "schedule/a.yaml": (
+                "jobs:\n  g: {command: 'true', trigger: '0 6 * * *', poll: 0.2s,"
+                " constraints: {gate: true}}\n"
+            ),
+        },
+    )
+    assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
+    repo = open_repo(str(root), {})
+    deferred: dict[str, _Deferred] = {}
+    carry = Carry()
+    began = time.monotonic()
+
+    def clock() -> datetime:
+        return NOW + timedelta(seconds=time.monotonic() - began)
+
+    def one() -> list[str]:
+        p = Pass(repo.spec, repo.store, clock(), deferred=deferred, carry=carry, clock=clock)
+        return [f"{d.action} {d.run}" for d in p.run()]
+
+    assert "block g@20261127T060000Z" in one()
+    gate.touch()
+    seen: list[str] = []
+    while time.monotonic() - began < 0.9:  # within RELOAD_S: the view is carried throughout
+        seen += one()
+        if "dispatch g@20261127T060000Z" in seen:
+            break
+        time.sleep(0.01)
+    assert "dispatch g@20261127T060000Z" in seen, seen

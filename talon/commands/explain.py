@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from talon.bookkeeping import find_run
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.output import emit_json
 from talon.repo import Repo, open_repo
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     now = parse_now(args.now)
     if "@" in args.target or args.target.endswith(".json"):
         try:
-            result = explain_run(repo, repo.store.read(repo.store.find(args.target)), now)
+            result = explain_run(repo, find_run(repo.store, args.target)[1], now)
         except StoreError as exc:
             raise UsageError(str(exc)) from None
     else:

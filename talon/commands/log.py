@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 
+from talon.bookkeeping import find_run
 from talon.cli import EXIT_FAILED, EXIT_OK, UsageError
 from talon.repo import open_repo_store
 from talon.store import RUN_SUFFIX, StoreError
@@ -17,8 +18,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     store = open_repo_store(args.directory, environ)
     try:
         path = store.find(args.run)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
+    except StoreError:
+        try:
+            path = find_run(store, args.run)[0]  # a run whose file waits (see find_run)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
     log = path.with_name(path.name[: -len(RUN_SUFFIX)] + ".log")
     try:
         with open(log, "rb") as fh:

@@ -34,7 +34,6 @@ def one_pass(
     """Run a pass; returns (decisions, problems, whether anything is still ready or running).
     `deferred`: the run files a process's passes keep for later (Pass.deferred)."""
     from talon.passes import Pass
-    from talon.runs import State
 
     p = Pass(
         repo.spec,
@@ -48,12 +47,7 @@ def one_pass(
     )
     decisions = p.run()
     assert p.view is not None
-    active = any(
-        r.state in (State.READY, State.RUNNING)
-        for by_job in p.view.open_by_job.values()
-        for r in by_job.values()
-    )
-    return decisions, p.problems, active
+    return decisions, p.problems, bool(p.view.ready or p.view.running)
 
 
 def _mtime(path: Path) -> int:

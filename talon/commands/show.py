@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 
+from talon.bookkeeping import find_run
 from talon.cli import EXIT_OK, UsageError
 from talon.repo import open_repo_store
 from talon.store import StoreError
@@ -15,14 +16,17 @@ from talon.store import StoreError
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     store = open_repo_store(args.directory, environ)
     try:
-        path = store.find(args.run)
-        data = store.read(path).to_json()
+        path, found, logged = find_run(store, args.run)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    data = found.to_json()
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return EXIT_OK
-    print(f"file: {path}")
+    print(
+        f"file: {path}"
+        + (" (not written yet: as state/.talon/index.log holds it)" if logged else "")
+    )
     for key, value in data.items():
         if isinstance(value, (dict, list)):
             if not value:
