@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
@@ -312,11 +312,37 @@ def _fire(group: list[_Candidate], tz: tzinfo) -> Fire:
     return Fire(at, _note(group, at, tz))
 
 
+# Many jobs share their triggers (every nightly job at 06:00), and a pass asks the same
+# question for each of them at the same instants. The answers depend on nothing else, so the
+# latest are kept. Keyed by timestamps, not datetimes: two readings of a repeated hour compare
+# (and hash) equal within their zone, and are different instants.
+_ANSWERS: dict[tuple[object, ...], tuple[Fire, ...]] = {}
+_ANSWERS_KEPT = 4096
+
+
+def _remembered(
+    key: tuple[object, ...], compute: Callable[[], tuple[Fire, ...]]
+) -> tuple[Fire, ...]:
+    try:
+        found = _ANSWERS.get(key)
+    except TypeError:  # a trigger that cannot be hashed: asked afresh
+        return compute()
+    if found is None:
+        found = compute()
+        if len(found) <= 1000:  # (not a job's every minute of the years it was down)
+            if len(_ANSWERS) >= _ANSWERS_KEPT:
+                _ANSWERS.clear()
+            _ANSWERS[key] = found
+    return found
+
+
 def next_fire(
     triggers: Sequence[Trigger], after: datetime, tz: tzinfo, dst: DstPolicy = DstPolicy()
 ) -> Fire | None:
     """The first fire strictly after ``after``, or None (untimed triggers never fire by time)."""
-    return next(_fires(triggers, after, tz, dst), None)
+    key = ("next", tuple(triggers), after.timestamp(), tz, dst)
+    found = _remembered(key, lambda: tuple(itertools.islice(_fires(triggers, after, tz, dst), 1)))
+    return found[0] if found else None
 
 
 def fires_between(
@@ -329,8 +355,13 @@ def fires_between(
     limit: int | None = None,
 ) -> list[Fire]:
     """Fires in ``(start, end]``, in order, at most ``limit`` of them."""
-    end_utc = end.astimezone(UTC)
-    within = itertools.takewhile(
-        lambda f: f.at.astimezone(UTC) <= end_utc, _fires(triggers, start, tz, dst)
-    )
-    return list(itertools.islice(within, limit))
+
+    def compute() -> tuple[Fire, ...]:
+        end_utc = end.astimezone(UTC)
+        within = itertools.takewhile(
+            lambda f: f.at.astimezone(UTC) <= end_utc, _fires(triggers, start, tz, dst)
+        )
+        return tuple(itertools.islice(within, limit))
+
+    key = ("between", tuple(triggers), start.timestamp(), end.timestamp(), tz, dst, limit)
+    return list(_remembered(key, compute))

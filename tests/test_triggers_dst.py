@@ -12,7 +12,7 @@ Transitions used (checked against zoneinfo):
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -541,3 +541,23 @@ def test_union_of_fold_rules_says_the_broader_thing_once() -> None:
         at("2026-10-25T01:30:00+01:00"),
         "01:30 occurs twice on 2026-10-25 in Europe/London; fires on both, this is the first",
     )
+
+
+def test_remembered_answers_tell_the_two_readings_of_a_repeated_hour_apart() -> None:
+    """Answers are kept for the jobs that share a trigger; 01:30 New York on 2026-11-01 is
+    two instants (EDT, then EST) that compare equal within their zone, and must not share
+    an answer."""
+    tz = ZoneInfo("America/New_York")
+    triggers = (parse_cron("*/20 * * * *"),)
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=tz)
+    second = first.replace(fold=1)
+    assert first == second  # (why the answers are keyed by timestamp)
+    a = next_fire(triggers, first, tz, BOTH)
+    b = next_fire(triggers, second, tz, BOTH)
+    assert a is not None and b is not None
+    assert a.at.timestamp() == first.timestamp() + 10 * 60  # 01:40 EDT
+    assert b.at.timestamp() == second.timestamp() + 10 * 60  # 01:40 EST, an hour later
+    quarter = timedelta(minutes=15)
+    in_edt = fires_between(triggers, first, first.astimezone(UTC) + quarter, tz, BOTH)
+    in_est = fires_between(triggers, second, second.astimezone(UTC) + quarter, tz, BOTH)
+    assert [f.at for f in in_edt] == [a.at] and [f.at for f in in_est] == [b.at]
