@@ -305,6 +305,27 @@ def logged_copy(text: str) -> Run | None:
         return None
 
 
+def logged_runs(store: FileStore, rel_prefix: str) -> dict[str, Run]:
+    """The runs whose last copy is in the index log, by relpath, of those under `rel_prefix`
+    (`period/job/`, or a file's own relpath): what a `reconcile --wait` keeps back."""
+    try:
+        with open(f"{store.book}/{INDEX_LOG}", "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return {}
+    if f"={rel_prefix}".encode() not in raw:
+        return {}  # (the common case, without parsing the log)
+    scratch = Book()
+    _replay(scratch, f"{store.book}/{INDEX_LOG}", 0)
+    out = {}
+    for rel, text in scratch.unwritten.items():
+        if rel.startswith(rel_prefix):
+            run = logged_copy(text)
+            if run is not None:
+                out[rel] = run
+    return out
+
+
 def logged_run(store: FileStore, run_id: str) -> tuple[str, Run] | None:
     """The last copy of run `run_id` the index log holds, as (relpath, run): a run a
     `reconcile --wait` started and has not written yet is only there (Pass._defer)."""

@@ -13,9 +13,17 @@ from talon.store import FileStore
 
 
 def create_run(store: FileStore, run: Run) -> bool:
+    """Create `run`; False when its id is taken: by a file, or by a run a `reconcile --wait`
+    keeps back in the index log (written from there, as any pass would)."""
     store.ensure()
+    rel = f"{run.period_key}/{run.job}/{run.id}.json"
     with store.locked(PASS_LOCK, timeout=300):
-        bookkeeping.journal_open(store, f"{run.period_key}/{run.job}/{run.id}.json")
+        if not store.path_at(rel).exists():
+            logged = bookkeeping.logged_runs(store, rel).get(rel)
+            if logged is not None:
+                store.create(logged)
+                return False
+        bookkeeping.journal_open(store, rel)
         return store.create(run)
 
 

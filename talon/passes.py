@@ -337,6 +337,8 @@ class Pass:
             current = self._settle_deferred(rel, d)
             if current is None:
                 continue
+            if d.waiting:
+                self.book.checked.pop(d.run.id, None)  # written by someone else: check it
             if self.view is not None:
                 self.view.note(current)  # (a view carried over still holds this process's copy)
             if d.run.state is State.RUNNING and (
@@ -380,7 +382,9 @@ class Pass:
                 del self.book.unwritten[rel]
                 continue
             except FileNotFoundError:
-                why = "fired by a pass that died before writing it"
+                # (Or a `reconcile --wait` of another process keeps its file back: the same
+                # line, and the same file it would write.)
+                why = "written from the index log: its pass died, or keeps its file back"
             except CorruptRun as exc:  # moved aside by the read: nothing is lost
                 self.problems.append(str(exc))
                 if rel not in self.book.fresh:
@@ -396,6 +400,7 @@ class Pass:
                 continue
             if self.store.create(run):
                 del self.book.unwritten[rel]
+                self.book.checked.pop(run.id, None)  # what it waits for may have happened
                 self.decide("recover", run, why)
 
     def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
@@ -468,7 +473,13 @@ class Pass:
             try:
                 run = pending.run if pending is not None else self.store.read(path)
             except FileNotFoundError:
-                continue
+                # A dry run (plan, explain) writes nothing: it sees a run a `reconcile --wait`
+                # keeps back as the index log holds it (a pass would write it from there).
+                text = self.book.unwritten.get(rel) if self.dry_run else None
+                logged = bookkeeping.logged_copy(text) if text else None
+                if logged is None:
+                    continue
+                run = logged
             except CorruptRun as exc:
                 self.problems.append(str(exc))
                 continue
@@ -592,10 +603,19 @@ class Pass:
             if waiting is not None:
                 # Its file does not exist yet, and none can appear while this pass holds the
                 # pass lock (only passes and `talon cancel`, under it, write it from the log).
-                new = change(waiting.run) or waiting.run
+                old = waiting.run
+                new = change(old) or old
                 waiting.run = new
                 if new.state.terminal:  # (skipped, failed before it started): no reason to wait
                     self._flush_deferred(only=self._rel(run))
+                elif new.state is not State.RUNNING and (
+                    new.state is not old.state or new.reason != old.reason
+                ):
+                    # Its line in the log is what another pass, or the next after a kill,
+                    # writes its file from: it says what the run is waiting for. (A start's
+                    # line is written by _mark.)
+                    waiting.text = json.dumps(new.to_json())
+                    bookkeeping.journal_fired(self.store, self._rel(run), waiting.text)
                 if new.state is not run.state:
                     self.changed_jobs.add(run.job)
                 self.view.note(new)

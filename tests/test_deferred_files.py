@@ -378,6 +378,10 @@ def test_a_blocked_run_is_written_once_when_its_chain_moves_within_the_window(
     assert show.returncode == 0 and "not written yet" in show.stdout, show.stderr
     explain = cli(root, "explain", "c@20261127T060000Z", "--now", "2026-11-27T06:00:31Z")
     assert explain.returncode == 0 and "is blocked" in explain.stdout, explain.stderr
+    by_period = cli(root, "status", "--period", "2026-11-27", "--json")
+    assert "c@20261127T060000Z" in {r["run"] for r in json.loads(by_period.stdout)}
+    job = cli(root, "explain", "c", "--json", "--now", "2026-11-27T06:00:31Z")
+    assert [r["run"] for r in json.loads(job.stdout)["runs"]] == ["c@20261127T060000Z"]
     passes(root, deferred, "succeed c@20261127T060000Z", carry=carry, repo=repo)
     run = json.loads(c.read_text())
     assert [h["state"] for h in run["history"]] == ["blocked", "ready", "running", "succeeded"]
@@ -444,8 +448,9 @@ def test_a_blocked_run_is_checked_again_after_its_poll_in_a_carried_view(
     root = write_repo(
         tmp_path,
         {
-            "talon.yaml": "timezone: UTC\nplugins:\n  constraints:\n    gate: rules:gate\n",
-            "lib/rules.py": (
+            # (A module name of its own: another test's `rules` may be imported already.)
+            "talon.yaml": "timezone: UTC\nplugins:\n  constraints:\n    gate: rules_poll:gate\n",
+            "lib/rules_poll.py": (
                 "import os\n"
                 "def gate(run, options, view, now):\n"
                 f"    if os.path.exists({str(gate)!r}):\n"
@@ -480,3 +485,67 @@ def test_a_blocked_run_is_checked_again_after_its_poll_in_a_carried_view(
             break
         time.sleep(0.01)
     assert "dispatch g@20261127T060000Z" in seen, seen
+
+
+def test_a_waiting_run_written_from_the_log_by_another_pass_still_runs(tmp_path: Path) -> None:
+    """b is ready in this process's memory (a succeeded) and waits for a host z holds. A plain
+    reconcile between two windows writes b's file from its line in the log: that line must
+    say ready, not the blocked it was created as, or b waits for a forever (review of the
+    change that keeps waiting runs' files back)."""
+    root = write_repo(
+        tmp_path,
+        {
+            "schedule/a.yaml": (
+                "jobs:\n"
+                "  z: {command: 'sleep 0.6', trigger: '0 6 * * *', resources: [{select: h/n1}]}\n"
+                "  a: {command: 'true', trigger: '0 6 * * *'}\n"
+                "  b: {command: 'true', trigger: '0 6 * * *', resources: [{select: h/n1}],"
+                " constraints: {after: [a]}}\n"
+            ),
+            "resources/h.yaml": "n1: {capacity: 1}\n",
+        },
+    )
+    assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
+    repo = open_repo(str(root), {})
+    deferred: dict[str, _Deferred] = {}
+    passes(root, deferred, "succeed a@20261127T060000Z", repo=repo)
+    b = "b@20261127T060000Z"
+    assert deferred[f"2026-11-27/b/{b}.json"].run.state.value == "ready"
+    assert logged(root, b)[-1].state.value == "ready"
+    other = cli(root, "reconcile", "--now", "2026-11-27T06:00:31Z")
+    assert f"recover  {b}" in other.stdout or f"recover {b}" in other.stdout, other.stdout
+    seen = passes(root, deferred, f"succeed {b}", repo=repo)
+    assert f"dispatch {b}" in seen
+
+
+def test_talon_retry_does_not_take_the_id_of_a_retry_kept_back(tmp_path: Path) -> None:
+    """An automatic retry a --wait created blocked is only in the log: `talon retry` of the
+    failed attempt must number its run after it, not reuse its id (review)."""
+    root = write_repo(
+        tmp_path,
+        {
+            # (A module name of its own: another test's `rules` may be imported already.)
+            "talon.yaml": "timezone: UTC\nplugins:\n  constraints:\n    gate: rules_retry:gate\n",
+            "lib/rules_retry.py": (
+                "def gate(run, options, view, now):\n"
+                "    return ('block', 'not yet') if run.attempt > 1 else ('pass', 'first')\n"
+            ),
+            "schedule/a.yaml": (
+                "jobs:\n  a: {command: 'false', trigger: '0 6 * * *', retries: 2,"
+                " constraints: {gate: true}}\n"
+                "  z: {command: 'sleep 30', trigger: '0 6 * * *'}\n"  # (keeps the --wait going)
+            ),
+        },
+    )
+    assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
+    repo = open_repo(str(root), {})
+    deferred: dict[str, _Deferred] = {}
+    try:
+        passes(root, deferred, "retry a@20261127T060000Z.r2", repo=repo)
+        assert not (root / "state/2026-11-27/a/a@20261127T060000Z.r2.json").exists()
+        made = cli(root, "retry", "a@20261127T060000Z", "--now", "2026-11-27T06:00:40Z")
+        assert made.returncode == 0, made.stderr
+        assert made.stdout.strip() == "a@20261127T060000Z.r3"
+        assert logged(root, "a@20261127T060000Z.r2")[-1].attempt == 2
+    finally:
+        assert cli(root, "cancel", "z@20261127T060000Z").returncode == 0

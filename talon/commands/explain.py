@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from talon import bookkeeping
 from talon.bookkeeping import find_run
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.output import emit_json
@@ -55,7 +56,17 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
 
     job = repo.job(name)
     period = period_for(job, now)
-    runs = repo.store.runs_in(period.key, name)
+    runs = list(repo.store.runs_in(period.key, name))
+    known = {r.id for r in runs}
+    # Those whose file a `reconcile --wait` keeps back are in the index log.
+    runs += sorted(
+        (
+            r
+            for r in bookkeeping.logged_runs(repo.store, f"{period.key}/{name}/").values()
+            if r.id not in known
+        ),
+        key=lambda r: (r.created, r.attempt, r.id),
+    )
     fire = (
         next_fire(job.triggers, now, ZoneInfo(job.timezone), job.dst)
         if is_timed(job.triggers)

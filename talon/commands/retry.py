@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 
+from talon import bookkeeping
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.creating import create_unique
 from talon.plan import next_attempt
@@ -24,7 +25,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     if not old.state.terminal:
         raise UsageError(f"{old.id} is {old.state.value}; only a finished run can be retried")
     job = repo.job(old.job)
-    existing = repo.store.runs_in(old.period_key, old.job)
+    existing = [
+        *repo.store.runs_in(old.period_key, old.job),
+        # An automatic retry a `reconcile --wait` created and keeps back: its number is taken.
+        *bookkeeping.logged_runs(repo.store, f"{old.period_key}/{old.job}/").values(),
+    ]
     created = create_unique(repo.store, next_attempt(job, old, now, existing, "retry"))
     if args.json:
         print(json.dumps({"run": created.id, "attempt": created.attempt, "previous": old.id}))

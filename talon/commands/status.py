@@ -21,11 +21,19 @@ def gather(repo: Repo, now: datetime, period: str | None, job_name: str | None) 
     book = bookkeeping.load(repo.store)
     runs: dict[str, Run] = {}
     names = [repo.job(job_name).name] if job_name else sorted(repo.spec.jobs)
+    wanted = set()
     for name in names:
         job = repo.spec.jobs[name]
         key = period or period_for(job, now).key
+        wanted.add(f"{key}/{name}")
         for run in repo.store.runs_in(key, name):
             runs[run.id] = run
+    # Runs of those periods whose file a `reconcile --wait` keeps back: in the index log.
+    for rel, text in book.unwritten.items():
+        if rel.rsplit("/", 1)[0] in wanted:
+            logged = bookkeeping.logged_copy(text)
+            if logged is not None and logged.id not in runs:
+                runs[logged.id] = logged
     if period is None:
         # Open runs of earlier periods matter too, and those whose file a pass keeps back.
         rels = [
