@@ -341,6 +341,7 @@ class Pass:
                 self.book.checked.pop(d.run.id, None)  # written by someone else: check it
             if self.view is not None:
                 self.view.note(current)  # (a view carried over still holds this process's copy)
+            self.changed_jobs.add(current.job)  # (a cancel: what waits on it may move)
             if d.run.state is State.RUNNING and (
                 current.state is not State.RUNNING or current.dispatch != d.run.dispatch
             ):
@@ -433,6 +434,14 @@ class Pass:
             if any(k not in open_paths for k in checked):
                 self.book.checked = {k: v for k, v in checked.items() if k in open_paths}
             for rel, d in (self.deferred or {}).items():
+                if d.stale:
+                    # A waiting run's line is what another pass, or the next after a kill,
+                    # writes its file from: it says what the run waits for. Once per pass,
+                    # and only if it did not start meanwhile (_mark logs the start). Nobody
+                    # reads the log before the pass lock goes.
+                    d.stale = False
+                    d.text = json.dumps(d.run.to_json())
+                    bookkeeping.journal_fired(self.store, rel, d.text)
                 if not d.on_disk:
                     # Its line in the index log is its only record until its file is written:
                     # a checkpoint (which empties the log) must carry it over.
@@ -611,11 +620,7 @@ class Pass:
                 elif new.state is not State.RUNNING and (
                     new.state is not old.state or new.reason != old.reason
                 ):
-                    # Its line in the log is what another pass, or the next after a kill,
-                    # writes its file from: it says what the run is waiting for. (A start's
-                    # line is written by _mark.)
-                    waiting.text = json.dumps(new.to_json())
-                    bookkeeping.journal_fired(self.store, self._rel(run), waiting.text)
+                    waiting.stale = True  # its line is written at the end of the pass
                 if new.state is not run.state:
                     self.changed_jobs.add(run.job)
                 self.view.note(new)
@@ -1554,6 +1559,7 @@ class _Deferred:
     since: float  # time.monotonic() at the start or the creation
     on_disk: bool  # its file exists, with the intent and no handle; else no file yet
     text: str  # the run as its last line in the index log holds it
+    stale: bool = False  # waiting, and changed since that line (see Pass.write)
 
     @property
     def waiting(self) -> bool:

@@ -437,6 +437,16 @@ def test_cancel_of_a_blocked_run_whose_file_waits_keeps_it_from_starting(
     assert not any(s.startswith("dispatch b@") or s.startswith("dispatch c@") for s in seen)
     b = json.loads((root / "state/2026-11-27/b/b@20261127T060000Z.json").read_text())
     assert b["state"] == "skipped"
+    # c, waiting on b, is checked again at once, not at its next poll (review).
+    c = deferred.get("2026-11-27/c/c@20261127T060000Z.json")
+    c_run = (
+        c.run
+        if c is not None
+        else Run.from_json(
+            json.loads((root / "state/2026-11-27/c/c@20261127T060000Z.json").read_text())
+        )
+    )
+    assert "waiting for b to succeed" not in (c_run.reason or ""), c_run.reason
 
 
 def test_a_blocked_run_is_checked_again_after_its_poll_in_a_carried_view(

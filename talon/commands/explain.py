@@ -59,14 +59,12 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
     runs = list(repo.store.runs_in(period.key, name))
     known = {r.id for r in runs}
     # Those whose file a `reconcile --wait` keeps back are in the index log.
-    runs += sorted(
-        (
-            r
-            for r in bookkeeping.logged_runs(repo.store, f"{period.key}/{name}/").values()
-            if r.id not in known
-        ),
-        key=lambda r: (r.created, r.attempt, r.id),
-    )
+    runs += [
+        r
+        for r in bookkeeping.logged_runs(repo.store, f"{period.key}/{name}/").values()
+        if r.id not in known
+    ]
+    runs.sort(key=lambda r: (r.created, r.attempt, r.id))
     fire = (
         next_fire(job.triggers, now, ZoneInfo(job.timezone), job.dst)
         if is_timed(job.triggers)
