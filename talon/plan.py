@@ -1,7 +1,7 @@
 """The decisions of a pass, as pure functions of (configuration, state, now).
 
 `reconcile`, `plan` and `explain` all reach their answers through these functions; only the
-shell in `passes.py` turns them into files and processes.
+shell in `passes.py` and its steps (`pass_*.py`) turns them into files and processes.
 """
 
 from __future__ import annotations

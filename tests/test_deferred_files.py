@@ -23,7 +23,7 @@ import pytest
 
 from talon import bookkeeping
 from talon.bookkeeping import INDEX_LOG
-from talon.passes import WAITING_S, Carry, Pass, _Deferred
+from talon.passes import WAITING_S, Carry, Deferred, Pass
 from talon.repo import Repo, open_repo
 from talon.runs import Run
 from tests.conftest import run_talon as cli
@@ -47,7 +47,7 @@ def logged(root: Path, run_id: str) -> list[Run]:
     ]
 
 
-def once(repo: Repo, deferred: dict[str, _Deferred], carry: Carry | None = None) -> list[str]:
+def once(repo: Repo, deferred: dict[str, Deferred], carry: Carry | None = None) -> list[str]:
     """One pass of a process whose passes share `deferred` (and `carry`), as `reconcile
     --wait` runs them: its decisions, as "action run" lines."""
     p = Pass(repo.spec, repo.store, NOW, deferred=deferred, carry=carry)
@@ -56,7 +56,7 @@ def once(repo: Repo, deferred: dict[str, _Deferred], carry: Carry | None = None)
 
 def passes(
     root: Path,
-    deferred: dict[str, _Deferred],
+    deferred: dict[str, Deferred],
     until: str,
     limit: int = 500,
     carry: Carry | None = None,
@@ -75,7 +75,7 @@ def passes(
 
 def test_a_run_that_ends_soon_gets_its_file_once_with_its_whole_story(tmp_path: Path) -> None:
     root = repo_with(tmp_path, "jobs:\n  a: {command: 'true', trigger: '0 6 * * *'}\n")
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     first = once(repo, deferred)
     assert "dispatch a@20261127T060000Z" in first, first
@@ -95,7 +95,7 @@ def test_a_run_that_ends_soon_gets_its_file_once_with_its_whole_story(tmp_path: 
 
 def test_a_long_run_gets_its_file_after_the_window(tmp_path: Path) -> None:
     root = repo_with(tmp_path, "jobs:\n  a: {command: 'sleep 30', trigger: '0 6 * * *'}\n")
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
     path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
@@ -119,7 +119,7 @@ def test_another_process_writes_a_deferred_file_from_the_log_and_nothing_runs_tw
         f"jobs:\n  a: {{command: 'echo x >> {marker}; sleep 0.5', trigger: '0 6 * * *'}}\n"
         "  b: {command: 'true', trigger: {after: a}}\n",
     )
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
     path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
@@ -141,7 +141,7 @@ def test_cancel_finds_a_run_whose_file_is_not_written_yet(tmp_path: Path) -> Non
         tmp_path,
         f"jobs:\n  a: {{command: 'echo $$ > {pidfile}; exec sleep 30', trigger: '0 6 * * *'}}\n",
     )
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     Pass(repo.spec, repo.store, NOW, deferred=deferred).run()
     path = root / "state/2026-11-27/a/a@20261127T060000Z.json"
@@ -171,7 +171,7 @@ def test_a_run_cancelled_before_its_handle_is_written_is_stopped_by_the_pass(
         f"  w: {{command: 'echo $$ > {pidfile}; exec sleep 30', trigger: '0 6 * * *',"
         " constraints: {after: [a]}}\n",
     )
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     Pass(repo.spec, repo.store, NOW).run()  # (a single pass writes w's file at once)
     path = root / "state/2026-11-27/w/w@20261127T060000Z.json"
@@ -257,7 +257,7 @@ def test_a_pass_going_on_from_the_last_view_still_honours_a_cancel(tmp_path: Pat
         "jobs:\n  a: {command: 'sleep 0.5', trigger: '0 6 * * *'}\n"
         "  w: {command: 'true', trigger: '0 6 * * *', constraints: {after: [a]}}\n",
     )
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     carry = Carry()
     repo = open_repo(str(root), {})
     seen = once(repo, deferred, carry)
@@ -280,7 +280,7 @@ def test_a_run_another_process_creates_is_seen_by_the_next_pass(tmp_path: Path) 
         "jobs:\n  a: {command: 'sleep 0.3', trigger: '0 6 * * *'}\n"
         "  e: {command: 'true', trigger: external}\n",
     )
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     carry = Carry()
     repo = open_repo(str(root), {})
     once(repo, deferred, carry)
@@ -305,7 +305,7 @@ def test_a_checkpoint_keeps_the_line_of_a_run_whose_file_waits(
     )
     assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
     monkeypatch.setattr(bookkeeping, "CHECKPOINT_BYTES", 1)  # every save checkpoints
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     try:
         seen = once(repo, deferred)
@@ -361,7 +361,7 @@ def test_a_blocked_run_is_written_once_when_its_chain_moves_within_the_window(
     tmp_path: Path,
 ) -> None:
     root = repo_with(tmp_path, CHAIN)
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     carry = Carry()
     first = once(repo, deferred, carry)
@@ -394,7 +394,7 @@ def test_a_blocked_run_gets_its_file_after_the_waiting_window(tmp_path: Path) ->
         "jobs:\n  a: {command: 'sleep 30', trigger: '0 6 * * *'}\n"
         "  b: {command: 'true', trigger: '0 6 * * *', constraints: {after: [a]}}\n",
     )
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     once(repo, deferred)
     b = root / "state/2026-11-27/b/b@20261127T060000Z.json"
@@ -426,7 +426,7 @@ def test_cancel_of_a_blocked_run_whose_file_waits_keeps_it_from_starting(
     tmp_path: Path,
 ) -> None:
     root = repo_with(tmp_path, CHAIN)
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     repo = open_repo(str(root), {})
     once(repo, deferred)
     assert not (root / "state/2026-11-27/b/b@20261127T060000Z.json").exists()
@@ -475,7 +475,7 @@ def test_a_blocked_run_is_checked_again_after_its_poll_in_a_carried_view(
     )
     assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
     repo = open_repo(str(root), {})
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     carry = Carry()
     began = time.monotonic()
 
@@ -517,7 +517,7 @@ def test_a_waiting_run_written_from_the_log_by_another_pass_still_runs(tmp_path:
     )
     assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
     repo = open_repo(str(root), {})
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     passes(root, deferred, "succeed a@20261127T060000Z", repo=repo)
     b = "b@20261127T060000Z"
     assert deferred[f"2026-11-27/b/{b}.json"].run.state.value == "ready"
@@ -549,7 +549,7 @@ def test_talon_retry_does_not_take_the_id_of_a_retry_kept_back(tmp_path: Path) -
     )
     assert cli(root, "reconcile", "--now", "2026-11-27T05:00:00Z").returncode == 0
     repo = open_repo(str(root), {})
-    deferred: dict[str, _Deferred] = {}
+    deferred: dict[str, Deferred] = {}
     try:
         passes(root, deferred, "retry a@20261127T060000Z.r2", repo=repo)
         assert not (root / "state/2026-11-27/a/a@20261127T060000Z.r2.json").exists()

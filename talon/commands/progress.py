@@ -20,7 +20,7 @@ from talon.report import ITEM_STATES, record_progress
 
 def _appears(path: Path, wait_s: float = 2.0) -> bool:
     """Whether the run file is here. A run that a pass started in a batch gets its file a
-    moment after its process (see passes._Start): on this host (its directory exists) a job
+    moment after its process (see pass_dispatch.Start): on this host (its directory exists) a job
     reporting at once may be ahead of it, so wait a little rather than fall back to markers."""
     import time
 

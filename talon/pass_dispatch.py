@@ -1,0 +1,306 @@
+"""Step 4 of a pass: allocate and dispatch the ready runs, intent first."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from talon import bookkeeping
+from talon.executors.base import (
+    Handle,
+    Submission,
+    SubmitRefused,
+)
+from talon.faults import crash_point
+from talon.model import Job
+from talon.pass_check import Checking
+from talon.pass_collect import Collecting
+from talon.pass_deferral import Deferred
+from talon.pass_submitting import ADOPT_RELIABLE, SUBMISSIONS
+from talon.placeholders import PlaceholderError
+from talon.resources import Grant, allocate
+from talon.runchanges import with_handle
+from talon.runs import Run, State, iso
+from talon.secrets import SecretError, resolve
+
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket (1.5 ms)
+
+
+class Dispatching(Checking, Collecting):
+    """Dispatching ready runs."""
+
+    def dispatch(self) -> None:
+        assert self.view is not None
+        if not self.view.ready:
+            return
+        ready = sorted(self.view.ready.values(), key=lambda r: (r.created, r.id))
+        running = list(self.view.running.values())
+        per_executor: dict[str, int] = {}
+        in_use: dict[str, int] = {}
+        starts: list[Start] = []
+        for r in running:
+            name = str((r.executor or {}).get("name", ""))
+            per_executor[name] = per_executor.get(name, 0) + 1
+            for g in r.resources:
+                in_use[str(g.get("path"))] = in_use.get(str(g.get("path")), 0) + int(
+                    g.get("slots", 1)
+                )
+        for run in ready:
+            job = self.spec.jobs.get(run.job)
+            if job is None:
+                continue
+            if job.constraints.max_running is not None:
+                rechecked = self.check_one(run)
+                if rechecked.state is not State.READY:
+                    continue
+            cfg = self.spec.config.executors[job.executor]
+            limit = cfg.options.get("max_parallel")
+            if isinstance(limit, int) and per_executor.get(job.executor, 0) >= limit:
+                self._wait(
+                    run, f"waiting for executor {job.executor}: {limit} of {limit} runs in progress"
+                )
+                continue
+            grants = allocate(self.spec.resources, job.resources, in_use)
+            if isinstance(grants, str):
+                self._wait(run, grants)
+                continue
+            start = self._mark(run, job, grants)
+            if start is not None:
+                per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
+                for grant in grants:
+                    in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
+                if self.dry_run or cfg.type in ADOPT_RELIABLE:
+                    starts.append(start)
+                else:
+                    # An executor that cannot find what it started (ssh): a pass dying between
+                    # intent and start loses the run, so it is one run at a time, not a batch.
+                    self._finish_ends()
+                    self.store.sync()
+                    crash_point("dispatch.after_intent")
+                    self._submit(start)
+        self._write_held()  # ready runs not started now: waiting for an executor or resources
+        if not starts:
+            return
+        if not self.dry_run:
+            # Group commit: every intent (and whatever led to it) durable with one sync, then
+            # the starts. A run refused or failing to start releases nothing the others took:
+            # they were granted against the same counts a sequential pass would have used.
+            if any(self._outlives_a_crash_here(s.job) for s in starts):
+                self._finish_ends()
+                self.store.sync()
+            crash_point("dispatch.after_intent")
+        for start in starts:
+            self._submit(start)
+
+    def _wait(self, run: Run, reason: str) -> None:
+        def change(current: Run) -> Run | None:
+            if current.state is not State.READY or current.reason == reason:
+                return None
+            return current.but(reason=reason)
+
+        new = self.write(run, change)
+        if new.reason != run.reason:
+            self.decide("wait", new, reason)
+
+    def _mark(self, run: Run, job: Job, grants: Sequence[Grant]) -> Start | None:
+        """Record the intent to start `run` (running, no handle yet); None if it cannot start.
+
+        A run born ready in this pass and not yet written gets no file here: its intent goes
+        to the journal, and the file is created once, with its handle, after the submit (one
+        file write per dispatch instead of two). A pass dying in between leaves the journal
+        line, from which the next pass writes the run and adopts or restarts it.
+        """
+        granted = [g.as_json() for g in grants]
+        try:
+            sub = self.submission(run, job, granted)
+            secret_env = resolve(job.secrets, self.spec.config.secrets, self.environ)
+        except (PlaceholderError, SecretError) as exc:
+            self._fail_ready(run, str(exc))
+            return None
+        sub = replace(sub, env={**sub.env, **secret_env})
+        if len(SUBMISSIONS) > 10_000:
+            SUBMISSIONS.clear()  # runs settled by other processes never take theirs out
+        SUBMISSIONS[(self._abs_state, run.id)] = (job, sub)
+        exec_type = self.spec.config.executors[job.executor].type
+        intent = {"at": iso(self.now), "by": f"{_HOST}:{os.getpid()}"}
+
+        def mark(current: Run) -> Run | None:
+            if current.state is not State.READY:
+                return None
+            return current.transition(
+                State.RUNNING,
+                self.now,
+                None,
+                started=iso(self.now),
+                dispatch=intent,
+                resources=tuple(granted),
+                executor={"name": job.executor, "type": exec_type, "handle": None},
+            )
+
+        marked = self.write(run, mark)
+        if marked.state is not State.RUNNING or marked.dispatch != intent:
+            return None  # cancelled or taken meanwhile
+        rel = self._rel(marked)
+        unwritten = self.pending.pop(marked.id, None) is not None
+        if not unwritten and self.deferred and rel in self.deferred:
+            # Created waiting by this process (see create): no file yet, as for a run born
+            # ready. It comes with the handle.
+            unwritten = not self.deferred.pop(rel).on_disk
+        if unwritten:
+            bookkeeping.journal_fired(self.store, rel, json.dumps(marked.to_json()))
+        return Start(marked, job, grants, sub, intent, unwritten)
+
+    def _submit(self, start: Start) -> bool:
+        """Start a marked run (its intent already durable) and record its handle."""
+        marked, job, sub = start.marked, start.job, start.sub
+        if self.dry_run:
+            self.write(marked, with_handle({"plan": True}))
+            self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
+            return True
+        self.store.makedirs(sub.log_path.parent)
+        self.store.makedirs(sub.status_dir)
+        try:
+            handle: Handle = self.executor(job.executor).submit(sub)
+        except SubmitRefused as refused:
+            why = refused.reason
+            if not self._written(start):
+                return False
+            if refused.retryable:
+                self.write(
+                    marked,
+                    self._if_ours(
+                        start,
+                        lambda r: r.transition(
+                            State.READY,
+                            self.now,
+                            f"not started: {why}",
+                            dispatch=None,
+                            resources=(),
+                            executor=None,
+                            started=None,
+                        ),
+                    ),
+                )
+                self.decide("wait", marked, why)
+                return False
+            self.write(
+                marked,
+                self._if_ours(
+                    start,
+                    lambda r: r.transition(
+                        State.FAILED, self.now, f"refused: {why}", finished=iso(self.now)
+                    ),
+                ),
+            )
+            self.decide("fail", marked, why)
+            return False
+        except Exception as exc:  # one broken executor must not stop the pass
+            broken = f"could not start: {type(exc).__name__}: {exc}"
+            if not self._written(start):
+                return False
+            self.write(
+                marked,
+                self._if_ours(
+                    start,
+                    lambda r: r.transition(State.FAILED, self.now, broken, finished=iso(self.now)),
+                ),
+            )
+            self.decide("fail", marked, broken)
+            return False
+        crash_point("dispatch.after_submit")
+        if self.deferred is not None and self._defer(start, handle):
+            self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
+            return True
+        if start.unwritten:
+            recorded = with_handle(handle)(marked) or marked
+            # Not made durable at once: the journal holds the intent until the pass's last sync.
+            if self.store.create(recorded):
+                assert self.view is not None
+                self.view.note(recorded)
+            else:
+                recorded = marked.but(dispatch=None)  # someone else's run: not ours to own
+        else:
+            # Not made durable: if a power cut rolls it back, the next pass adopts the run.
+            recorded = self.write(marked, with_handle(handle), durable=False)
+        if recorded.state is not State.RUNNING or recorded.dispatch != start.intent:
+            # Cancelled between our intent and the start: stop what we just started.
+            self._stop(with_handle(handle)(marked) or marked, "cancelled while starting")
+            return False
+        self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
+        return True
+
+    def _defer(self, start: Start, handle: Handle) -> bool:
+        """Keep the started run's file for later (`reconcile --wait`, local executors): most
+        runs end within DEFER_S, and then one write records the whole run, instead of a write
+        with the handle now and a rewrite at the end (each a file created, on these disks the
+        dearest part of a run). The handle goes to the index log at once, so a pass that
+        finds the file missing (this process killed) writes it from there; a file with the
+        intent but no handle is found by `adopt`. False when the file changed since the mark
+        (a cancel): the caller's write sees to it."""
+        if self._outlives_a_crash_here(start.job):
+            return False  # (and on shared storage, other hosts read the files meanwhile)
+        assert self.deferred is not None and self.view is not None
+        rel = self._rel(start.marked)
+        path = self.store.path_at(rel)
+        on_disk = not start.unwritten
+        if on_disk and not self.store.unchanged(path):
+            return False
+        if not on_disk and os.path.exists(path):
+            return False
+        recorded = with_handle(handle)(start.marked) or start.marked
+        text = json.dumps(recorded.to_json())
+        bookkeeping.journal_fired(self.store, rel, text)
+        self.deferred[rel] = Deferred(recorded, time.monotonic(), on_disk, text)
+        self.view.note(recorded)
+        return True
+
+    @staticmethod
+    def _if_ours(start: Start, change: Callable[[Run], Run | None]) -> Callable[[Run], Run | None]:
+        """`change`, applied only while the file still holds this pass's intent: a `talon
+        cancel` that landed after the intent was written wins."""
+
+        def guarded(current: Run) -> Run | None:
+            if current.state is not State.RUNNING or current.dispatch != start.intent:
+                return None
+            return change(current)
+
+        return guarded
+
+    def _written(self, start: Start) -> bool:
+        """Give a run whose intent is only in the journal its file (before a failure is
+        recorded in it); False when the file exists already and is someone else's."""
+        if not start.unwritten:
+            return True
+        start.unwritten = False
+        if self.create(start.marked):
+            return True
+        assert self.view is not None
+        self.view.drop(start.marked)
+        return False
+
+    def _fail_ready(self, run: Run, reason: str) -> None:
+        self.write(
+            run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
+        )
+        self.decide("fail", run, reason)
+
+
+@dataclass
+class Start:
+    """A run marked running (its intent recorded) and about to be submitted."""
+
+    marked: Run
+    job: Job
+    grants: Sequence[Grant]
+    sub: Submission
+    intent: Mapping[str, Any]
+    unwritten: bool  # its intent is in the journal only; the file comes with the handle
+
+
+def _dispatch_detail(job: Job, grants: Sequence[Grant]) -> str:
+    held = ", ".join(g.path for g in grants)
+    return f"on {job.executor}" + (f" holding {held}" if held else "")
