@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from talon.executors.local import _owner, prune_shared_status, shared_status_name
+from talon.executors.status_files import owner_of, prune_shared_status, shared_status_name
 from tests.conftest import run_talon as cli
 from tests.conftest import write_repo
 
@@ -89,24 +89,24 @@ def test_prune_spares_a_live_process_and_names_not_its_own(tmp_path: Path) -> No
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert _owner("p12-34-5.status") == ["12", "34"]
-    assert _owner("x.status") is None
+    assert owner_of("p12-34-5.status") == ["12", "34"]
+    assert owner_of("x.status") is None
 
 
 def test_a_status_file_made_again_is_read_from_its_start(tmp_path: Path) -> None:
     """A pruned file made again may get the same inode number: what was read of the old one
     must not hide the new one's lines."""
-    from talon.executors.local import _shared_lines
+    from talon.executors.status_files import shared_lines
 
     path = tmp_path / "p1-1.status"
     path.write_text("job.r1.00000000.1 0\n")
-    assert _shared_lines(path) == {"job.r1.00000000.1": "0"}
+    assert shared_lines(path) == {"job.r1.00000000.1": "0"}
     path.unlink()
     path.write_text("job.r2.00000000.2 1\n")
-    assert _shared_lines(path) == {"job.r2.00000000.2": "1"}
+    assert shared_lines(path) == {"job.r2.00000000.2": "1"}
     with path.open("a") as fh:
         fh.write("job.r3.00000000.3 0\n")
-    assert _shared_lines(path) == {"job.r2.00000000.2": "1", "job.r3.00000000.3": "0"}
+    assert shared_lines(path) == {"job.r2.00000000.2": "1", "job.r3.00000000.3": "0"}
 
 
 def test_the_end_of_a_wait_removes_only_its_own_status_files(tmp_path: Path) -> None:

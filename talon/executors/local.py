@@ -76,13 +76,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import functools
 import os
 import re
 import signal
 import sys
 import time
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +88,27 @@ from typing import Any
 
 from talon.executors import runner
 from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.status_files import (
+    LocalHandle,
+    cancel_file,
+    clear_status,
+    make_status_dir,
+    prune_shared_status,
+    prune_status,
+    read_status,
+    shared_lines,
+    shared_status_name,
+    status_file,
+    status_of,
+)
+
+__all__ = [
+    "LocalExecutor",
+    "prune_shared_status",
+    "prune_status",
+    "shared_status_name",
+    "status_file",
+]
 
 DEFAULT_KILL_GRACE_S = 10.0
 EXIT_TIMED_OUT = 124
@@ -101,64 +120,6 @@ _DEFAULT_SIGNALS = tuple(
     s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
 )
 _CLOCK_SLACK_S = 0.05  # file times come from a coarse clock
-
-
-def status_file(sub: Submission) -> Path:
-    """Where the wrapper of `sub` records its exit status (a pure function of the submission).
-
-    The run id is unique within its job and period only, so the name also carries a checksum of
-    the log path (which names the period), taken from its last components so that a relative
-    and an absolute spelling agree.
-    """
-    tail = "/".join(sub.log_path.parts[-3:])
-    crc = zlib.crc32(os.fsencode(tail))
-    return Path(os.path.abspath(sub.status_dir)) / f"{sub.job}.{sub.run_id}.{crc:08x}.rc"
-
-
-def _cancel_file(h: _Handle) -> Path:
-    if h.key is not None:
-        return h.rc_file.parent / f"{h.key}.cancel"
-    return h.rc_file.with_suffix(".cancel")
-
-
-@dataclass(frozen=True)
-class _Handle:
-    pid: int | None  # None: adopted from a status file, no process to follow
-    start: int | None
-    boot: str | None
-    rc_file: Path
-    submitted: float
-    timeout_s: float | None
-    key: str | None = None  # the run's line in a shared status file; None: rc_file is its own
-
-    @classmethod
-    def parse(cls, handle: Handle) -> _Handle | None:
-        try:
-            pid = handle.get("pid")
-            start = handle.get("start")
-            timeout = handle.get("timeout_s")
-            return cls(
-                pid=int(pid) if pid is not None else None,
-                start=int(start) if start is not None else None,
-                boot=str(handle["boot"]) if handle.get("boot") else None,
-                rc_file=Path(str(handle["rc_file"])),
-                submitted=float(handle.get("submitted") or 0.0),
-                timeout_s=float(timeout) if timeout is not None else None,
-                key=str(handle["key"]) if handle.get("key") else None,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-
-    def as_json(self) -> Handle:
-        return {
-            "pid": self.pid,
-            "start": self.start,
-            "boot": self.boot,
-            "rc_file": str(self.rc_file),
-            "submitted": round(self.submitted, 3),
-            "timeout_s": self.timeout_s,
-            "key": self.key,
-        }
 
 
 @dataclass
@@ -277,10 +238,10 @@ class LocalExecutor:
         if sub.shared_status is not None and sub.timeout_s is None:
             rc_file = Path(os.path.abspath(sub.shared_status))
             key: str | None = f"{status_file(sub).stem}.{int(submitted * 1e6):x}"
-            _make_dir(rc_file.parent)
+            make_status_dir(rc_file.parent)
         else:
             rc_file, key = status_file(sub), None
-            _clear(rc_file)
+            clear_status(rc_file)
         if self._spare is not None and key is not None and argv[0] == runner.INLINE:
             handed = self._hand_over(sub, argv[1], workdir, rc_file, key, submitted)
             if handed is not None:
@@ -312,7 +273,7 @@ class LocalExecutor:
                 ) from exc
         finally:
             os.close(log_fd)
-        handle = _Handle(
+        handle = LocalHandle(
             pid=pid,
             start=start,
             boot=self._boot_id() or None,
@@ -357,14 +318,14 @@ class LocalExecutor:
             self._drop(spare)
             raise
         os.close(spare.pipe)
-        handle = _Handle(spare.pid, spare.start, boot, rc_file, at, None, key)
+        handle = LocalHandle(spare.pid, spare.start, boot, rc_file, at, None, key)
         return handle.as_json()
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
-        h = _Handle.parse(handle)
+        h = LocalHandle.parse(handle)
         if h is None:
             return Lost(f"unusable local handle {handle!r}")
-        code, raw = _status_of(h)
+        code, raw = status_of(h)
         if code is not None:
             self._reap(h)
             return Finished(code, self._detail(h, code))
@@ -373,7 +334,7 @@ class LocalExecutor:
             self._escalate_if_due(h)
             return Running(f"pid {h.pid}")
         self._reap(h)
-        code, raw = _status_of(h)  # it may have been written since the first look
+        code, raw = status_of(h)  # it may have been written since the first look
         if code is not None:
             return Finished(code, self._detail(h, code))
         if raw:
@@ -385,17 +346,15 @@ class LocalExecutor:
         return Lost(f"process {h.pid} vanished without recording an exit status")
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
-        h = _Handle.parse(handle)
-        if h is None or h.pid is None or _status_of(h)[0] is not None:
+        h = LocalHandle.parse(handle)
+        if h is None or h.pid is None or status_of(h)[0] is not None:
             return
         proc = self._identify(h)
         if proc is None or proc.dead:
             self._reap(h)
             return
         try:
-            fd = os.open(
-                _cancel_file(h), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
-            )
+            fd = os.open(cancel_file(h), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             self._escalate_if_due(h)  # already cancelled: only the SIGKILL may be left to do
             return
@@ -422,7 +381,7 @@ class LocalExecutor:
                     started = runner.boot_time(self._proc) + p.start / os.sysconf("SC_CLK_TCK")
                 except OSError:
                     started = time.time()
-                h = _Handle(
+                h = LocalHandle(
                     p.pid,
                     p.start,
                     self._boot_id() or None,
@@ -432,18 +391,18 @@ class LocalExecutor:
                     key,
                 )
                 return h.as_json()
-        if _read_status(rc_file)[0] is not None:
-            return _Handle(
+        if read_status(rc_file)[0] is not None:
+            return LocalHandle(
                 None, None, None, rc_file, rc_file.stat().st_mtime, sub.timeout_s
             ).as_json()
         for shared in sorted(rc_file.parent.glob("*.status")):
-            lines = _shared_lines(shared)
+            lines = shared_lines(shared)
             for key in reversed(list(lines)):
                 if key.startswith(prefix):
                     submitted = int(key.rsplit(".", 1)[1], 16) / 1e6
                     pid, start = self._started_by_spare(lines[key])
                     boot = self._boot_id() or None if pid is not None else None
-                    return _Handle(
+                    return LocalHandle(
                         pid, start, boot, shared, submitted, sub.timeout_s, key
                     ).as_json()
         return None
@@ -468,12 +427,12 @@ class LocalExecutor:
             self._boot = runner.boot_id(self._proc)
         return self._boot
 
-    def _identify(self, h: _Handle) -> runner.Proc | None:
+    def _identify(self, h: LocalHandle) -> runner.Proc | None:
         if h.pid is None:
             return None
         return runner.identify(h.pid, h.start, h.boot, self._proc, current_boot=self._boot_id())
 
-    def _reap(self, h: _Handle) -> None:
+    def _reap(self, h: LocalHandle) -> None:
         """Collect the wrapper if this process started it, so it does not linger as a zombie."""
         if h.pid is None:
             return
@@ -509,8 +468,8 @@ class LocalExecutor:
             )
         return self._timeout_program
 
-    def _detail(self, h: _Handle, code: int) -> str:
-        if _cancel_file(h).exists():
+    def _detail(self, h: LocalHandle, code: int) -> str:
+        if cancel_file(h).exists():
             return "cancelled" + (
                 f" (killed after {self.kill_grace_s:g}s)" if code == EXIT_KILLED else ""
             )
@@ -529,18 +488,18 @@ class LocalExecutor:
                 pass
         return ""
 
-    def _escalate_if_due(self, h: _Handle) -> None:
+    def _escalate_if_due(self, h: LocalHandle) -> None:
         """SIGKILL a cancelled run whose grace is over (if the escalation helper did not)."""
         if h.pid is None:
             return
         try:
-            since = _cancel_file(h).stat().st_mtime
+            since = cancel_file(h).stat().st_mtime
         except OSError:
             return
         if time.time() - since >= self.kill_grace_s + 1.0:
             runner.kill_members(h.pid, self._proc)
 
-    def _spawn_escalation(self, h: _Handle, members: list[runner.Proc]) -> None:
+    def _spawn_escalation(self, h: LocalHandle, members: list[runner.Proc]) -> None:
         assert h.pid is not None
         package_root = str(Path(runner.__file__).resolve().parents[2])
         args = [
@@ -618,32 +577,6 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
     )
 
 
-def _clear(rc_file: Path) -> None:
-    """Make the status directory exist and hold nothing from an earlier attempt of this run."""
-    for path in (rc_file, rc_file.with_suffix(".cancel")):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except NotADirectoryError as exc:
-            raise SubmitRefused(
-                f"status directory {rc_file.parent} is not a directory", retryable=False
-            ) from exc
-    _make_dir(rc_file.parent)
-
-
-_DIRS: set[Path] = set()  # status directories known to exist
-
-
-def _make_dir(directory: Path) -> None:
-    if directory in _DIRS:
-        return
-    if directory.exists() and not directory.is_dir():
-        raise SubmitRefused(f"status directory {directory} is not a directory", retryable=False)
-    directory.mkdir(parents=True, exist_ok=True)
-    _DIRS.add(directory)
-
-
 def _open_log(path: Path) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:
@@ -658,7 +591,6 @@ def _open_log(path: Path) -> int:
     return fd
 
 
-_STATUS = re.compile(r"(\d{1,3})\n")
 _NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
@@ -667,143 +599,6 @@ def _boot_tick() -> int:
     the kernel shows a task's start_boottime divided down the same way, so a child forked
     between two equal readings started in that tick."""
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // _NS_PER_TICK
-
-
-def _status_of(h: _Handle) -> tuple[int | None, str]:
-    if h.key is None:
-        return _read_status(h.rc_file)
-    raw = _shared_lines(h.rc_file).get(h.key)
-    if raw is None or raw.startswith("+"):  # none yet, or only a spare's "started" line
-        return None, ""
-    return (int(raw), raw) if raw.isdigit() and len(raw) <= 3 else (None, raw)
-
-
-# Shared status files as read so far: path -> (identity, first bytes, bytes consumed,
-# key -> status text). The first bytes tell a file pruned and made again (which may get the
-# same inode number) from the one read before.
-_SHARED: dict[Path, tuple[tuple[int, int], bytes, int, dict[str, str]]] = {}
-
-
-def _shared_lines(path: Path) -> dict[str, str]:
-    """The complete lines of a shared status file, by key; only what was appended since the
-    last look is read (a line without its newline is still being written: not yet)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        _SHARED.pop(path, None)
-        return {}
-    try:
-        st = os.fstat(fd)
-        ident = (st.st_dev, st.st_ino)
-        known = _SHARED.get(path)
-        if (
-            known is None
-            or known[0] != ident
-            or known[2] > st.st_size
-            or (known[1] and os.pread(fd, len(known[1]), 0) != known[1])
-        ):
-            known = (ident, b"", 0, {})
-        _, head, offset, lines = known
-        if st.st_size > offset:
-            data = os.pread(fd, st.st_size - offset, offset)
-            end = data.rfind(b"\n") + 1
-            for line in data[:end].decode("utf-8", "replace").splitlines():
-                key, _, status = line.partition(" ")
-                if key:
-                    lines[key] = status
-            if not head:
-                head = data[: min(end, 64)]
-            offset += end
-        _SHARED[path] = (ident, head, offset, lines)
-        return lines
-    finally:
-        os.close(fd)
-
-
-def prune_status(handle: Handle) -> None:
-    """Remove the status files of a run whose outcome is recorded (and durable): its `.rc`
-    and `.cancel` files, or, in a shared status file, only its `.cancel` (the shared file is
-    its other runs' too: see `prune_shared_status`). Never anything outside a `proc` status
-    directory under `.talon`."""
-    h = _Handle.parse(handle)
-    if h is None or "/.talon/proc/" not in str(h.rc_file):
-        return
-    for path in (_cancel_file(h), None if h.key is not None else h.rc_file):
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-
-def shared_status_name(generation: int = 0) -> str:
-    """This process's shared status file name: its pid and start time, so that a later process
-    with the same pid never appends to it, and a generation (a long-lived process moves on to
-    a new file now and then)."""
-    me = runner.read_proc(os.getpid())
-    base = f"p{os.getpid()}-{me.start if me is not None else 0}"
-    return f"{base}.status" if generation == 0 else f"{base}-{generation}.status"
-
-
-def prune_shared_status(
-    status_dir: Path, named: set[str], current: str | None, *, others: bool = True
-) -> list[Path]:
-    """Remove the shared status files no open run names (`named`: the rc_file of every open run
-    with a key) that no process will append to again: their process is gone, or it is this
-    one and the file is not `current` (the one it still starts runs with; None at its end).
-    `others`: also the files of other processes. Only a caller that has restored the runs the
-    index log holds and adopted every running run without a handle may say so: such a run's
-    status is named by nothing yet. Their runs' outcomes must be durable first. Returns what
-    was removed."""
-    removed: list[Path] = []
-    try:
-        names = os.listdir(status_dir)
-    except FileNotFoundError:
-        return removed
-    me = _me()
-    for name in names:
-        owner = _owner(name)
-        path = status_dir / name
-        if owner is None or str(path) in named:
-            continue  # (a name not of this form is not ours to judge)
-        if owner == me and name == current:
-            continue
-        if owner != me and (not others or _owner_alive(owner)):
-            continue
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            continue
-        _SHARED.pop(path, None)
-        removed.append(path)
-    return removed
-
-
-def _owner(name: str) -> list[str] | None:
-    """[pid, start] of the process a shared status file belongs to (`p<pid>-<start>[-gen]`)."""
-    m = re.fullmatch(r"p(\d+)-(\d+)(?:-\d+)?\.status", name)
-    return [m.group(1), m.group(2)] if m else None
-
-
-@functools.cache
-def _me() -> list[str]:
-    owner = _owner(shared_status_name())
-    assert owner is not None
-    return owner
-
-
-def _owner_alive(owner: list[str]) -> bool:
-    found = runner.read_proc(int(owner[0]))
-    return found is not None and not found.dead and found.start == int(owner[1])
-
-
-def _read_status(rc_file: Path) -> tuple[int | None, str]:
-    """(exit status, raw text): the status only when a complete line is there."""
-    try:
-        with open(rc_file, "rb") as fh:
-            raw = fh.read(64).decode("ascii", "replace")
-    except (FileNotFoundError, NotADirectoryError):
-        return None, ""
-    m = _STATUS.fullmatch(raw)
-    return (int(m.group(1)), raw) if m else (None, raw)
 
 
 def _seconds(value: Any, default: float, name: str) -> float:
