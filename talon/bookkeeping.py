@@ -36,7 +36,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +83,10 @@ class Book:
     fresh: set[str] = field(default_factory=set)
     base: _Snapshot | None = None  # what the files held at load; None: rebuilt
     journal_lines: int = 0  # creator lines folded in, to be emptied from the journal
+    # Runs whose only record is their latest line in the log, held back by the process saving
+    # (a `reconcile --wait`, see talon.pass_deferral): relpath -> that line's text, asked for
+    # only by a checkpoint, which must carry those lines over.
+    held_back: Callable[[], dict[str, str]] | None = None
     # Whether anyone but this process changed the book since it last saved it (it was not
     # remembered, or others appended to it): their passes and creators may have written runs.
     foreign: bool = True
@@ -476,9 +480,11 @@ def _checkpoint(store: FileStore, book: Book) -> None:
     log = f"{book_dir}/{INDEX_LOG}"
     # Lines no pass has acted on yet (a run a killed pass fired and never wrote, a file a power
     # cut emptied) outlive the checkpoint: the next pass restores from them.
+    lines = dict(book.unwritten)
+    lines.update(book.held_back() if book.held_back is not None else {})
     keep = "".join(
         f"={rel}\t{text}\n"
-        for rel, text in sorted(book.unwritten.items())
+        for rel, text in sorted(lines.items())
         if _needs_restore(store, rel, rel in book.fresh)
     )
     if keep:

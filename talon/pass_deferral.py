@@ -32,7 +32,6 @@ class Deferred:
     since: float  # time.monotonic() at the start or the creation
     on_disk: bool  # its file exists, with the intent and no handle; else no file yet
     text: str  # the run as its last line in the index log holds it
-    stale: bool = False  # waiting, and changed since that line (see Pass.write)
 
     @property
     def waiting(self) -> bool:

@@ -126,7 +126,7 @@ class Recording(Deferral):
                 elif new.state is not State.RUNNING and (
                     new.state is not old.state or new.reason != old.reason
                 ):
-                    waiting.stale = True  # its line is written at the end of the pass
+                    self.stale.add(self._rel(run))  # its line is written at the end of the pass
                 if new.state is not run.state:
                     self.changed_jobs.add(run.job)
                 self.view.note(new)

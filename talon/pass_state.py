@@ -62,6 +62,8 @@ class PassState:
     # `reconcile --wait`: the view the last pass of this process left, for the next to go on
     # from (see load). None: every pass reads the open runs.
     carry: Carry | None = None
+    # Waiting runs changed in memory since their line in the log (see Recording.write).
+    stale: set[str] = field(default_factory=set)
     _began: float = field(default_factory=time.monotonic)
     _status_path: Path | None = None  # this pass's shared status file, once chosen
 

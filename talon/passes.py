@@ -245,20 +245,20 @@ class Pass(Dispatching, Firing):
             checked = self.book.checked
             if any(k not in open_paths for k in checked):
                 self.book.checked = {k: v for k, v in checked.items() if k in open_paths}
-            for rel, d in (self.deferred or {}).items():
-                if d.stale:
+            for rel in sorted(self.stale):
+                d = self.deferred.get(rel) if self.deferred else None
+                if d is not None and d.waiting:
                     # A waiting run's line is what another pass, or the next after a kill,
                     # writes its file from: it says what the run waits for. Once per pass,
                     # and only if it did not start meanwhile (_mark logs the start). Nobody
                     # reads the log before the pass lock goes.
-                    d.stale = False
                     d.text = json.dumps(d.run.to_json())
                     bookkeeping.journal_fired(self.store, rel, d.text)
-                if not d.on_disk:
-                    # Its line in the index log is its only record until its file is written:
-                    # a checkpoint (which empties the log) must carry it over.
-                    self.book.unwritten[rel] = d.text
-                    self.book.fresh.add(rel)
+            self.stale.clear()
+            if self.deferred is not None:
+                # Their lines in the index log are their only record until their files are
+                # written: a checkpoint (which empties the log) carries them over.
+                self.book.held_back = functools.partial(_held_back, self.deferred)
             crash_point("pass.before_book")
             if self.carry is not None and self.carry.holding:
                 self.carry.book, self.carry.last = self.book, self  # saved by release_book
@@ -344,6 +344,10 @@ class Carry:
             self.last._record_quiet()
         self.book = None
         self.holding = False
+
+
+def _held_back(deferred: dict[str, Deferred]) -> dict[str, str]:
+    return {rel: d.text for rel, d in deferred.items() if not d.on_disk}
 
 
 def shared_status_named(runs: Iterable[Run]) -> set[str]:
