@@ -87,6 +87,7 @@ class Book:
     # (a `reconcile --wait`, see talon.pass_deferral): relpath -> that line's text, asked for
     # only by a checkpoint, which must carry those lines over.
     held_back: Callable[[], dict[str, str]] | None = None
+    _kept_for: tuple[Container[str], int] | None = None  # (jobs, cursor generation) last kept
     # Whether anyone but this process changed the book since it last saved it (it was not
     # remembered, or others appended to it): their passes and creators may have written runs.
     foreign: bool = True
@@ -115,11 +116,19 @@ class Book:
         self.cursor_generation = next(_GENERATION)
 
     def keep_cursors(self, jobs: Container[str]) -> None:
-        """Drop the cursors of jobs no longer in the schedule."""
+        """Drop the cursors of jobs no longer in the schedule (not looked at again while
+        neither the schedule nor the cursors changed: the passes of a `--wait` or `watch`)."""
+        if (
+            self._kept_for is not None
+            and self._kept_for[0] is jobs
+            and self._kept_for[1] == self.cursor_generation
+        ):
+            return
         kept = {k: v for k, v in self.cursors.items() if k in jobs}
         if len(kept) != len(self.cursors):
             self.cursors = kept
             self.cursor_generation = next(_GENERATION)
+        self._kept_for = (jobs, self.cursor_generation)
 
     def add_duration(self, job: str, seconds: float) -> None:
         self.durations[job] = [*self.durations.get(job, []), round(seconds, 3)][-KEEP_DURATIONS:]
