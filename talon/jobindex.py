@@ -42,7 +42,7 @@ _UNBLOCKED_BY: list[tuple[Spec, dict[str, frozenset[str]]]] = []
 
 
 def unblocked_by(spec: Spec) -> dict[str, frozenset[str]]:
-    """For each job, the jobs whose blocked runs it can unblock (_unblockers turned round),
+    """For each job, the jobs whose blocked runs it can unblock (`unblockers` turned round),
     for the last spec seen."""
     if _UNBLOCKED_BY and _UNBLOCKED_BY[0][0] is spec:
         return _UNBLOCKED_BY[0][1]
