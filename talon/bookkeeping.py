@@ -19,7 +19,9 @@ Files:
 - `index.log`: what passes changed since, one line per change, appended under the pass lock
   (`+rel`/`-rel` open or closed, `c`/`k`/`d` a cursor, check time or durations set, `=rel<TAB>run`
   a run held in memory and not yet written, or written without its own fsync: the next pass
-  writes it from here if the file is missing, empty or unreadable; `#` a sync; `!rel` such lines
+  writes it from here if the file is missing, empty or unreadable, preceded by `@host:pid-start`,
+  the process that wrote it, so that writing the file of a run a live `reconcile --wait` keeps
+  back is not reported as recovering one a dead pass left; `#` a sync; `!rel` such lines
   voided). A pass appends its
   changes in one write instead of rewriting the whole index (which costs a JSON dump of every
   job's cursor); past `CHECKPOINT_BYTES`, and when a `reconcile` is done, the index is
@@ -87,6 +89,8 @@ class Book:
     # (a `reconcile --wait`, see talon.pass_deferral): relpath -> that line's text, asked for
     # only by a checkpoint, which must carry those lines over.
     held_back: Callable[[], dict[str, str]] | None = None
+    # The process whose `@` line came with a run's latest `=` line (see whoami).
+    owners: dict[str, str] = field(default_factory=dict)
     _kept_for: tuple[Container[str], int] | None = None  # (jobs, cursor generation) last kept
     # Whether anyone but this process changed the book since it last saved it (it was not
     # remembered, or others appended to it): their passes and creators may have written runs.
@@ -257,13 +261,17 @@ def _replay(book: Book, path: str, offset: int) -> int:
     except FileNotFoundError:
         return 0
     n = 0
+    owner: str | None = None  # the process an `@` line named, for the lines of its append
     for line in raw.decode("utf-8", "replace").split("\n")[:-1]:  # a torn last line: ignored
         if not line:
+            owner = None
             continue  # each append starts on a line of its own (see _append)
         n += 1
         kind, rest = line[:1], line[1:]
         try:
-            if kind == "#":
+            if kind == "@":
+                owner = rest
+            elif kind == "#":
                 book.fresh.clear()
             elif kind == "!":
                 book.unwritten.pop(rest, None)
@@ -277,6 +285,10 @@ def _replay(book: Book, path: str, offset: int) -> int:
                 book.open.add(rel)
                 book.unwritten[rel] = text
                 book.fresh.add(rel)
+                if owner is None:
+                    book.owners.pop(rel, None)
+                else:
+                    book.owners[rel] = owner
             elif kind in ("c", "k", "d"):
                 key, text = rest.split("\t", 1)
                 target: dict[str, Any]
@@ -299,7 +311,39 @@ def _replay(book: Book, path: str, offset: int) -> int:
 def journal_fired(store: FileStore, relpath: str, run_json: str) -> None:
     """Record a run a pass holds in memory until it dispatches it: if the pass dies first,
     the next one writes it from here, so the fire is not subject to catch-up again."""
-    _append(store, INDEX_LOG, f"={relpath}\t{run_json}\n")
+    _append(store, INDEX_LOG, f"@{whoami()}\n={relpath}\t{run_json}\n")
+
+
+_WHOAMI: dict[int, str] = {}
+
+
+def whoami() -> str:
+    """This process as the `@` lines of the index log name it: host, pid and start time, so
+    that another process can tell a `reconcile --wait` that keeps a run's file back from a
+    pass that died (see held_by_the_living)."""
+    pid = os.getpid()
+    found = _WHOAMI.get(pid)
+    if found is None:
+        from talon.executors.runner import read_proc
+
+        me = read_proc(pid)
+        found = _WHOAMI[pid] = f"{os.uname().nodename}:{pid}-{me.start if me else 0}"
+    return found
+
+
+def held_by_the_living(owner: str | None) -> bool:
+    """Whether `owner` (an `@` line's process) is another process of this host, still alive
+    (the same pid and start time)."""
+    if owner is None or owner == whoami():
+        return False
+    host, _, ident = owner.rpartition(":")
+    pid, _, start = ident.partition("-")
+    if host != os.uname().nodename or not pid.isdigit() or not start.isdigit():
+        return False
+    from talon.executors.runner import read_proc
+
+    found = read_proc(int(pid))
+    return found is not None and not found.dead and found.start == int(start)
 
 
 def log_written(store: FileStore, relpath: str, text: str) -> None:
@@ -307,7 +351,7 @@ def log_written(store: FileStore, relpath: str, text: str) -> None:
     pass's sync, a power cut may leave the file empty, and the next pass restores it from
     here. JSON escapes every control character inside strings, so the file's newlines are
     only layout and become spaces on the line."""
-    _append(store, INDEX_LOG, f"={relpath}\t{text.replace(chr(10), ' ')}\n")
+    _append(store, INDEX_LOG, f"@{whoami()}\n={relpath}\t{text.replace(chr(10), ' ')}\n")
 
 
 def logged_copy(text: str) -> Run | None:
@@ -489,10 +533,12 @@ def _checkpoint(store: FileStore, book: Book) -> None:
     log = f"{book_dir}/{INDEX_LOG}"
     # Lines no pass has acted on yet (a run a killed pass fired and never wrote, a file a power
     # cut emptied) outlive the checkpoint: the next pass restores from them.
-    lines = dict(book.unwritten)
-    lines.update(book.held_back() if book.held_back is not None else {})
+    held = book.held_back() if book.held_back is not None else {}
+    lines = {**book.unwritten, **held}
+    owners = {**book.owners, **dict.fromkeys(held, whoami())}
+    # (An empty line ends what an `@` line says: each kept line names its own owner.)
     keep = "".join(
-        f"={rel}\t{text}\n"
+        (f"\n@{owners[rel]}" if rel in owners else "") + f"\n={rel}\t{text}\n"
         for rel, text in sorted(lines.items())
         if _needs_restore(store, rel, rel in book.fresh)
     )

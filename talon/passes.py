@@ -187,6 +187,7 @@ class Pass(Dispatching, Firing):
             if self.deferred and rel in self.deferred:
                 continue  # this process's own run, whose file waits (not a pass that died)
             path = self.store.path_at(rel)
+            missing = False
             try:
                 if rel in self.book.fresh:
                     self.store.read(path)  # written since the last sync: may be torn
@@ -195,9 +196,7 @@ class Pass(Dispatching, Firing):
                 del self.book.unwritten[rel]
                 continue
             except FileNotFoundError:
-                # (Or a `reconcile --wait` of another process keeps its file back: the same
-                # line, and the same file it would write.)
-                why = "written from the index log: its pass died, or keeps its file back"
+                missing, why = True, "fired by a pass that died before writing it"
             except CorruptRun as exc:  # moved aside by the read: nothing is lost
                 self.problems.append(str(exc))
                 if rel not in self.book.fresh:
@@ -214,6 +213,8 @@ class Pass(Dispatching, Firing):
             if self.store.create(run):
                 del self.book.unwritten[rel]
                 self.book.checked.pop(run.id, None)  # what it waits for may have happened
+                if missing and bookkeeping.held_by_the_living(self.book.owners.get(rel)):
+                    continue  # kept back by a live `reconcile --wait`: nothing to recover
                 self.decide("recover", run, why)
 
     def steps_on_loaded(self, runs: Sequence[Run] | None = None) -> list[Decision]:
