@@ -19,10 +19,10 @@ Files:
 - `index.log`: what passes changed since, one line per change, appended under the pass lock
   (`+rel`/`-rel` open or closed, `c`/`k`/`d` a cursor, check time or durations set, `=rel<TAB>run`
   a run held in memory and not yet written, or written without its own fsync: the next pass
-  writes it from here if the file is missing, empty or unreadable, preceded by `@host:pid-start`,
-  the process that wrote it, so that writing the file of a run a live `reconcile --wait` keeps
-  back is not reported as recovering one a dead pass left; `#` a sync; `!rel` such lines
-  voided). A pass appends its
+  writes it from here if the file is missing, empty or unreadable; preceded by
+  `@host:boot:pid-start` when a `reconcile --wait` keeps the file back on purpose, so that
+  another pass writing it while that process lives does not report it as a dead pass's; `#`
+  a sync; `!rel` such lines voided). A pass appends its
   changes in one write instead of rewriting the whole index (which costs a JSON dump of every
   job's cursor); past `CHECKPOINT_BYTES`, and when a `reconcile` is done, the index is
   rewritten and the log emptied, after a sync.
@@ -308,10 +308,15 @@ def _replay(book: Book, path: str, offset: int) -> int:
     return n
 
 
-def journal_fired(store: FileStore, relpath: str, run_json: str) -> None:
+def journal_fired(store: FileStore, relpath: str, run_json: str, *, held: bool = False) -> None:
     """Record a run a pass holds in memory until it dispatches it: if the pass dies first,
-    the next one writes it from here, so the fire is not subject to catch-up again."""
-    _append(store, INDEX_LOG, f"@{whoami()}\n={relpath}\t{run_json}\n")
+    the next one writes it from here, so the fire is not subject to catch-up again.
+
+    `held`: a `reconcile --wait` keeps the run's file back on purpose (talon.pass_deferral);
+    the line comes after an `@` line naming this process, so that another pass writing the
+    file meanwhile does not take it for a run a dead pass left (see held_by_the_living)."""
+    owner = f"@{whoami()}\n" if held else ""
+    _append(store, INDEX_LOG, f"{owner}={relpath}\t{run_json}\n")
 
 
 _WHOAMI: dict[int, str] = {}
@@ -324,25 +329,35 @@ def whoami() -> str:
     pid = os.getpid()
     found = _WHOAMI.get(pid)
     if found is None:
-        from talon.executors.runner import read_proc
+        from talon.executors.runner import boot_id, read_proc
 
-        me = read_proc(pid)
-        found = _WHOAMI[pid] = f"{os.uname().nodename}:{pid}-{me.start if me else 0}"
+        try:
+            me = read_proc(pid)
+        except OSError:
+            me = None
+        # ("?" when /proc cannot tell: an identity no process will ever match.)
+        start = me.start if me is not None else "?"
+        found = _WHOAMI[pid] = f"{os.uname().nodename}:{boot_id() or '?'}:{pid}-{start}"
     return found
 
 
 def held_by_the_living(owner: str | None) -> bool:
-    """Whether `owner` (an `@` line's process) is another process of this host, still alive
-    (the same pid and start time)."""
+    """Whether `owner` (an `@` line's process, host:boot:pid-start) is another process of
+    this host and boot, still alive. False whenever that cannot be told."""
     if owner is None or owner == whoami():
         return False
-    host, _, ident = owner.rpartition(":")
+    host_boot, _, ident = owner.rpartition(":")
     pid, _, start = ident.partition("-")
-    if host != os.uname().nodename or not pid.isdigit() or not start.isdigit():
+    if host_boot != whoami().rpartition(":")[0] or host_boot.endswith(":?"):
+        return False  # another host or boot, or one that could not be told
+    if not pid.isdigit() or not start.isdigit():
         return False
     from talon.executors.runner import read_proc
 
-    found = read_proc(int(pid))
+    try:
+        found = read_proc(int(pid))
+    except OSError:  # (/proc mounted with hidepid: another user's process is not ours to see)
+        return False
     return found is not None and not found.dead and found.start == int(start)
 
 
@@ -351,7 +366,7 @@ def log_written(store: FileStore, relpath: str, text: str) -> None:
     pass's sync, a power cut may leave the file empty, and the next pass restores it from
     here. JSON escapes every control character inside strings, so the file's newlines are
     only layout and become spaces on the line."""
-    _append(store, INDEX_LOG, f"@{whoami()}\n={relpath}\t{text.replace(chr(10), ' ')}\n")
+    _append(store, INDEX_LOG, f"={relpath}\t{text.replace(chr(10), ' ')}\n")
 
 
 def logged_copy(text: str) -> Run | None:

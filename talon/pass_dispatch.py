@@ -253,7 +253,7 @@ class Dispatching(Checking, Collecting):
             return False
         recorded = with_handle(handle)(start.marked) or start.marked
         text = json.dumps(recorded.to_json())
-        bookkeeping.journal_fired(self.store, rel, text)
+        bookkeeping.journal_fired(self.store, rel, text, held=True)
         self.deferred[rel] = Deferred(recorded, time.monotonic(), on_disk, text)
         self.view.note(recorded)
         return True

@@ -82,7 +82,7 @@ class Recording(Deferral):
             if rel in deferred or os.path.exists(self.store.path_at(rel)):
                 return False
             text = json.dumps(run.to_json())
-            bookkeeping.journal_fired(self.store, rel, text)
+            bookkeeping.journal_fired(self.store, rel, text, held=True)
             crash_point("create.after_journal")
             deferred[rel] = Deferred(run, time.monotonic(), False, text)
             self.view.note(run)

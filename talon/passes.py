@@ -254,7 +254,7 @@ class Pass(Dispatching, Firing):
                     # and only if it did not start meanwhile (_mark logs the start). Nobody
                     # reads the log before the pass lock goes.
                     d.text = json.dumps(d.run.to_json())
-                    bookkeeping.journal_fired(self.store, rel, d.text)
+                    bookkeeping.journal_fired(self.store, rel, d.text, held=True)
             self.stale.clear()
             if self.deferred is not None:
                 # Their lines in the index log are their only record until their files are

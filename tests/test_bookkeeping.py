@@ -461,3 +461,19 @@ def test_a_pass_does_not_take_its_own_sync_mark_for_someone_elses_write(tmp_path
     Pass(repo.spec, repo.store, datetime.fromisoformat("2026-11-27T06:00:30+00:00")).run()
     assert (root / "state/.talon" / INDEX_LOG).read_text().endswith("\n#\n")
     assert not bookkeeping.written_by_others(repo.store)
+
+
+def test_a_keeper_that_proc_will_not_show_counts_as_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc mounted with hidepid answers EPERM for another user's process (a fake here: the
+    mount option cannot be set in a test): the pass must not fail, and reports the run."""
+    from talon.executors import runner
+
+    def refused(pid: int, proc: object = None) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    me = bookkeeping.whoami()
+    other = f"{me.rpartition(':')[0]}:1-1"
+    monkeypatch.setattr(runner, "read_proc", refused)
+    assert bookkeeping.held_by_the_living(other) is False
+    assert bookkeeping.held_by_the_living(me) is False  # (its own lines: never "another")
+    assert bookkeeping.held_by_the_living(f"elsewhere:{me.split(':', 1)[1]}") is False
