@@ -347,18 +347,17 @@ def held_by_the_living(owner: str | None) -> bool:
     if owner is None or owner == whoami():
         return False
     host_boot, _, ident = owner.rpartition(":")
+    host, _, boot = host_boot.rpartition(":")
     pid, _, start = ident.partition("-")
-    if host_boot != whoami().rpartition(":")[0] or host_boot.endswith(":?"):
-        return False  # another host or boot, or one that could not be told
-    if not pid.isdigit() or not start.isdigit():
-        return False
-    from talon.executors.runner import read_proc
+    if host != os.uname().nodename or not pid.isdigit() or not start.isdigit():
+        return False  # another host, or a process /proc could not tell
+    from talon.executors.runner import identify
 
     try:
-        found = read_proc(int(pid))
+        found = identify(int(pid), int(start), boot)  # (a boot of "?" matches none)
     except OSError:  # (/proc mounted with hidepid: another user's process is not ours to see)
         return False
-    return found is not None and not found.dead and found.start == int(start)
+    return found is not None and not found.dead
 
 
 def log_written(store: FileStore, relpath: str, text: str) -> None:
@@ -387,10 +386,8 @@ def logged_runs(store: FileStore, rel_prefix: str) -> dict[str, Run]:
         return {}
     if f"={rel_prefix}".encode() not in raw:
         return {}  # (the common case, without parsing the log)
-    scratch = Book()
-    _replay(scratch, f"{store.book}/{INDEX_LOG}", 0)
     out = {}
-    for rel, text in scratch.unwritten.items():
+    for rel, text in _logged_lines(store).items():
         if rel.startswith(rel_prefix):
             run = logged_copy(text)
             if run is not None:
@@ -401,14 +398,19 @@ def logged_runs(store: FileStore, rel_prefix: str) -> dict[str, Run]:
 def logged_run(store: FileStore, run_id: str) -> tuple[str, Run] | None:
     """The last copy of run `run_id` the index log holds, as (relpath, run): a run a
     `reconcile --wait` started and has not written yet is only there (Pass._defer)."""
-    scratch = Book()
-    _replay(scratch, f"{store.book}/{INDEX_LOG}", 0)
     suffix = f"/{run_id}.json"
-    for rel, text in scratch.unwritten.items():
+    for rel, text in _logged_lines(store).items():
         if rel.endswith(suffix):
             run = logged_copy(text)
             return (rel, run) if run is not None else None
     return None
+
+
+def _logged_lines(store: FileStore) -> dict[str, str]:
+    """The latest `=` line of each run in the whole index log: relpath -> run JSON."""
+    scratch = Book()
+    _replay(scratch, f"{store.book}/{INDEX_LOG}", 0)
+    return scratch.unwritten
 
 
 def find_run(store: FileStore, run_ref: str) -> tuple[Path, Run, bool]:

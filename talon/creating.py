@@ -16,7 +16,7 @@ def create_run(store: FileStore, run: Run) -> bool:
     """Create `run`; False when its id is taken: by a file, or by a run a `reconcile --wait`
     keeps back in the index log (written from there, as any pass would)."""
     store.ensure()
-    rel = f"{run.period_key}/{run.job}/{run.id}.json"
+    rel = run.relpath
     with store.locked(PASS_LOCK, timeout=300):
         if not store.path_at(rel).exists():
             logged = bookkeeping.logged_runs(store, rel).get(rel)

@@ -105,13 +105,7 @@ class Checking(Recording):
         before = run.state
         new = self.write(run, change, hold=state is State.READY)
         if new.state is not before or (new.state is State.BLOCKED and new.reason != run.reason):
-            action = {
-                State.READY: "ready",
-                State.BLOCKED: "block",
-                State.SKIPPED: "skip",
-                State.FAILED: "fail",
-            }.get(new.state, new.state.value)
-            self.decide(action, new, new.reason or "")
+            self._decide_state(new)
         return new
 
 

@@ -46,10 +46,10 @@ class Deferral(PassState):
     def _may_wait_unwritten(self, run: Run) -> bool:
         """Whether a new run's file may wait (`reconcile --wait`): a run created blocked, or
         ready and not started, is kept in memory with its line in the index log, and its
-        file written when it ends, when DEFER_S has passed, or when nothing is left ready or
-        running. In a chain each run is then written once, not created blocked, rewritten
-        with its intent and rewritten again at its end. Not on shared storage (lockfile
-        mode), where other hosts read the files and not this host's log."""
+        file written when it starts or ends, when WAITING_S has passed, or when nothing is
+        left ready or running. In a chain each run is then written once, not created
+        blocked, rewritten with its intent and rewritten again at its end. Not on shared
+        storage (lockfile mode), where other hosts read the files and not this host's log."""
         return run.state in (State.BLOCKED, State.READY) and self.store.lock_mode == "flock"
 
     def _waiting(self, rel: str) -> Deferred | None:
@@ -93,19 +93,26 @@ class Deferral(PassState):
         creation), or that of `only`; `everything`: all, those of this pass too."""
         if not self.deferred:
             return
+        if only is not None:
+            d = self.deferred.get(only)
+            if d is not None:
+                self._write_deferred(only, d)
+            return
         now = time.monotonic()
         for rel, d in list(self.deferred.items()):
-            if only is not None and rel != only:
-                continue
-            if only is None and not everything:
+            if not everything:
                 wait = DEFER_S if d.run.state is State.RUNNING else WAITING_S
                 if now - d.since < wait or d.since >= self._began:
                     continue  # (a run started by this pass is polled by the next one first)
-            del self.deferred[rel]
-            try:
-                if d.on_disk:
-                    self.store.update(self.store.path_at(rel), handle_of(d.run), durable=False)
-                else:
-                    self.store.create(d.run)  # False: restored from its log line meanwhile
-            except (FileNotFoundError, CorruptRun) as exc:
-                self.problems.append(f"{rel}: {exc}")
+            self._write_deferred(rel, d)
+
+    def _write_deferred(self, rel: str, d: Deferred) -> None:
+        assert self.deferred is not None
+        del self.deferred[rel]
+        try:
+            if d.on_disk:
+                self.store.update(self.store.path_at(rel), handle_of(d.run), durable=False)
+            else:
+                self.store.create(d.run)  # False: restored from its log line meanwhile
+        except (FileNotFoundError, CorruptRun) as exc:
+            self.problems.append(f"{rel}: {exc}")

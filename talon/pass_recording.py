@@ -113,8 +113,9 @@ class Recording(Deferral):
         still wins). What is still held after the dispatch step is written then.
         """
         assert self.view is not None
-        if self.deferred and self._rel(run) in self.deferred:
-            waiting = self._waiting(self._rel(run))
+        rel = self._rel(run)
+        if self.deferred and rel in self.deferred:
+            waiting = self._waiting(rel)
             if waiting is not None:
                 # Its file does not exist yet, and none can appear while this pass holds the
                 # pass lock (only passes and `talon cancel`, under it, write it from the log).
@@ -122,30 +123,30 @@ class Recording(Deferral):
                 new = change(old) or old
                 waiting.run = new
                 if new.state.terminal:  # (skipped, failed before it started): no reason to wait
-                    self._flush_deferred(only=self._rel(run))
+                    self._flush_deferred(only=rel)
                 elif new.state is not State.RUNNING and (
                     new.state is not old.state or new.reason != old.reason
                 ):
-                    self.stale.add(self._rel(run))  # its line is written at the end of the pass
+                    self.stale.add(rel)  # its line is written at the end of the pass
                 if new.state is not run.state:
                     self.changed_jobs.add(run.job)
                 self.view.note(new)
                 return new
-            self._flush_deferred(only=self._rel(run))
+            self._flush_deferred(only=rel)
         held = self.held.pop(run.id, None)
         if run.id in self.pending:
             new = change(self.pending[run.id]) or self.pending[run.id]
             self.pending[run.id] = new
         elif self.dry_run:
-            new = change(self.view.overlay.get(self._rel(run), run)) or run
-        elif held is None and change(known := self.view.overlay.get(self._rel(run), run)) is None:
+            new = change(self.view.overlay.get(rel, run)) or run
+        elif held is None and change(known := self.view.overlay.get(rel, run)) is None:
             # Nothing to change as far as this pass knows: skip the lock and the read. A file
             # changed behind our back is seen by the next pass.
             new = known
         else:
             changes = [*held[1], change] if held is not None else [change]
             if hold:
-                base = held[0] if held is not None else self.view.overlay.get(self._rel(run), run)
+                base = held[0] if held is not None else self.view.overlay.get(rel, run)
                 new = change(base) or base
                 self.held[run.id] = (new, changes)
             else:

@@ -76,7 +76,7 @@ class PassState:
         return _absolute(self.store.root)
 
     def _rel(self, run: Run) -> str:
-        return f"{run.period_key}/{run.job}/{run.id}.json"
+        return run.relpath
 
     def decide(self, action: str, run: Run, detail: str = "") -> None:
         self.decisions.append(Decision(action, run.job, run.id, detail))

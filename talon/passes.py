@@ -98,7 +98,7 @@ class Pass(Dispatching, Firing):
             return
         from talon.executors.local import prune_shared_status
 
-        open_runs = [r for by_job in self.view.open_by_job.values() for r in by_job.values()]
+        open_runs = list(self.view.open())
         named = shared_status_named(open_runs)
         # A running run without a handle (its pass died before recording it, and `adopt` has
         # not found it yet) may have its status in any dead process's file.
@@ -127,8 +127,9 @@ class Pass(Dispatching, Firing):
     def load(self) -> list[Run]:
         """The bookkeeping and the open runs, as a pass (or `explain`) sees them."""
         carry = self.carry
-        held = carry is not None and carry.book is not None
+        held = False  # whether the pass lock was held since the last pass (see Carry)
         if carry is not None and carry.book is not None:
+            held = True
             self.book = carry.book  # the lock was held since the pass that left it
             self.book.foreign = False
         else:
@@ -221,7 +222,7 @@ class Pass(Dispatching, Firing):
         """The steps on an already loaded book and view (a simulation's later steps reuse them)."""
         assert self.view is not None
         if runs is None:
-            runs = [r for by_job in self.view.open_by_job.values() for r in by_job.values()]
+            runs = list(self.view.open())
         with self._end_locks:
             self.collect(runs)
             self.fire()

@@ -53,7 +53,7 @@ class PassView:
             yield from by_job.values()
 
     def note(self, run: Run) -> None:
-        rel = f"{run.period_key}/{run.job}/{run.id}.json"
+        rel = run.relpath
         self.overlay[rel] = run
         self._noted.setdefault((run.period_key, run.job), {})[run.id] = run
         by_job = self.open_by_job.setdefault(run.job, {})

@@ -72,20 +72,12 @@ def git_revision(root: Path, config: object = None) -> dict[str, Any] | None:
     commit = _head(git)
     if commit is None:
         return None
-    try:
-        index = (git / "index").stat().st_mtime_ns
-    except OSError:
-        index = 0
     hit = _REVISIONS.get(root)
     if (
         config is not None
         and hit is not None
         and hit[0][0] is config
-        and hit[0][1:]
-        == (
-            commit,
-            index,
-        )
+        and hit[0][1:] == (commit, _index_mtime(git))
     ):
         return hit[1]
     try:
@@ -102,9 +94,13 @@ def git_revision(root: Path, config: object = None) -> dict[str, Any] | None:
         dirty = None
     revision = {"commit": commit, "dirty": dirty}
     if config is not None:
-        try:  # as `git status` left it: it may refresh the index
-            index = (git / "index").stat().st_mtime_ns
-        except OSError:
-            index = 0
-        _REVISIONS[root] = ((config, commit, index), revision)
+        # The index as `git status` left it: it may refresh it.
+        _REVISIONS[root] = ((config, commit, _index_mtime(git)), revision)
     return revision
+
+
+def _index_mtime(git: Path) -> int:
+    try:
+        return (git / "index").stat().st_mtime_ns
+    except OSError:
+        return 0

@@ -113,6 +113,11 @@ class Run:
         new.__dict__.update(changes)
         return new
 
+    @property
+    def relpath(self) -> str:
+        """Where its file lies under the state directory (`period/job/id.json`)."""
+        return f"{self.period_key}/{self.job}/{self.id}.json"
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id,

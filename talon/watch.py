@@ -600,9 +600,9 @@ class Watcher:
             raw = cursors.get(name)
             nd = raw.get("next_due") if isinstance(raw, dict) else None
             due[name] = float(nd) if isinstance(nd, int | float) else None
-        runs = [_open_run(r, spec.jobs.get(r.job), p.book.checked.get(r.id)) for r in _open(p)]
+        runs = [_open_run(r, spec.jobs.get(r.job), p.book.checked.get(r.id)) for r in p.view.open()]
         self.wake = next_wake(at, due, runs, self.full_pass_s)
-        live = {r.period_key for r in _open(p)}
+        live = {r.period_key for r in p.view.open()}
         if live != self.live:
             self.live = live
             if self.watches is not None:
@@ -648,12 +648,6 @@ def reap_children() -> None:
             return
         if pid == 0:
             return
-
-
-def _open(p: Pass) -> Iterator[Run]:
-    assert p.view is not None
-    for by_job in p.view.open_by_job.values():
-        yield from by_job.values()
 
 
 def _open_run(run: Run, job: Job | None, checked: float | None) -> OpenRun:

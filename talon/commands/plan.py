@@ -40,7 +40,7 @@ def simulate(
             break
         due = [c.next_due for c in (book.cursor(j) for j in repo.spec.jobs) if c and c.next_due]
         assert view is not None
-        ends = [p.simulated_end(r) for by_job in view.open_by_job.values() for r in by_job.values()]
+        ends = [p.simulated_end(r) for r in view.open()]
         later = [d for d in [*due, *(e for e in ends if e is not None)] if d > now]
         if not later or min(later) > until:
             break
