@@ -60,9 +60,17 @@ class Cursor:
 
 
 def first_cursor(job: Job, now: datetime) -> Cursor:
-    """A job seen for the first time: its window starts now, or at its `start:`."""
+    """A job seen for the first time: its window starts now, or at its `start:`.
+
+    The window includes its start (SPEC: it "starts then"), while a cursor's window is
+    (cursor, now]: the cursor goes a second before the start, so that a trigger at exactly
+    the start fires. Triggers fire on whole seconds at the finest (cron's seconds field), so
+    that second holds no other fire; and a whole second survives the cursor's ISO text."""
     start = job.start if job.start is not None else now
-    return refresh_cursor(job, start)
+    return refresh_cursor(job, start - _BEFORE_START)
+
+
+_BEFORE_START = timedelta(seconds=1)
 
 
 def refresh_cursor(job: Job, at: datetime) -> Cursor:

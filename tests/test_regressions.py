@@ -145,7 +145,12 @@ def test_latest_keeps_every_on_time_fire(tmp_path: Path, talon: Talon) -> None:
     root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
     talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:00Z")
     talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:02:30Z")
-    assert sorted(runs(root)) == ["m@20261127T060100Z", "m@20261127T060200Z"]
+    # (06:00 fires at the first pass: the window of a job first seen then includes it.)
+    assert sorted(runs(root)) == [
+        "m@20261127T060000Z",
+        "m@20261127T060100Z",
+        "m@20261127T060200Z",
+    ]
 
 
 def test_runs_fired_by_a_pass_that_died_mid_dispatch_are_not_lost(tmp_path: Path) -> None:
@@ -229,3 +234,31 @@ def test_a_removed_job_does_not_keep_the_shortcut_off(tmp_path: Path, talon: Tal
     )
     talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T06:30:00Z")
     assert is_quiet(root, datetime.fromisoformat("2026-11-27T07:30:00+00:00").timestamp())
+
+
+def test_a_trigger_at_the_instant_a_job_is_first_seen_fires(tmp_path: Path, talon: Talon) -> None:
+    # SPEC: the first time a job is seen, its trigger window starts then. The window was
+    # (start, now], so a pass at exactly 06:00 skipped the 06:00 trigger for good.
+    jobs = "jobs:\n  daily: {command: 'true', trigger: '0 6 * * *', timezone: UTC}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:00Z")
+    assert list(runs(root)) == ["daily@20261127T060000Z"]
+
+
+def test_a_trigger_at_the_start_of_the_window_is_caught_up(tmp_path: Path, talon: Talon) -> None:
+    jobs = """
+jobs:
+  daily:
+    command: 'true'
+    trigger: '0 6 * * *'
+    timezone: UTC
+    start: '2026-11-25T06:00:00Z'
+    catchup: all
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T07:00:00Z")
+    assert sorted(runs(root)) == [
+        "daily@20261125T060000Z",
+        "daily@20261126T060000Z",
+        "daily@20261127T060000Z",
+    ]
