@@ -242,10 +242,23 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _relative_to_directory(args: argparse.Namespace) -> None:
+    """`-C DIR` runs as if started in DIR (as `git -C` does): a run file given by a relative
+    path is found there, not in the directory Talon was started from."""
+    directory = getattr(args, "directory", None)
+    if directory is None:
+        return
+    for name in ("run", "target"):
+        ref = getattr(args, name, None)
+        if isinstance(ref, str) and ref.endswith(".json") and not os.path.isabs(ref):
+            setattr(args, name, os.path.join(directory, ref))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
+    _relative_to_directory(args)
     command = str(args.command)
     module = importlib.import_module(f"talon.commands.{command}")
     try:

@@ -262,3 +262,26 @@ jobs:
         "daily@20261126T060000Z",
         "daily@20261127T060000Z",
     ]
+
+
+def test_c_finds_a_run_file_given_relative_to_dir(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `-C DIR` runs as if started in DIR: a relative run file path is DIR's, not the cwd's.
+    jobs = "jobs:\n  f: {command: 'echo hello', trigger: external}\n"
+    write_repo(tmp_path / "repo", {"schedule/a.yaml": jobs})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run_id = talon("-C", "../repo", "trigger", "f", "--now", "2026-11-27T10:00:00Z").out.strip()
+    rel = f"state/2026-11-27/f/{run_id}.json"
+    for args in (("show", rel), ("explain", rel)):
+        result = talon("-C", "../repo", *args)
+        assert result.code == 0, (args, result.err)
+        assert run_id in result.out, args
+    talon("-C", "../repo", "reconcile", "--wait", "--now", "2026-11-27T10:00:10Z")
+    assert talon("-C", "../repo", "log", rel).out == "hello\n"
+    retried = talon("-C", "../repo", "retry", rel, "--now", "2026-11-27T10:00:20Z")
+    assert retried.code == 0, retried.err
+    cancelled = talon("-C", "../repo", "cancel", rel)  # (finished: nothing to cancel)
+    assert "no run" not in cancelled.err and run_id in cancelled.out + cancelled.err
