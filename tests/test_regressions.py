@@ -285,3 +285,29 @@ def test_c_finds_a_run_file_given_relative_to_dir(
     assert retried.code == 0, retried.err
     cancelled = talon("-C", "../repo", "cancel", rel)  # (finished: nothing to cancel)
     assert "no run" not in cancelled.err and run_id in cancelled.out + cancelled.err
+
+
+def test_status_reports_the_run_file_it_moves_aside(tmp_path: Path, talon: Talon) -> None:
+    # SPEC: a file Talon cannot parse is reported with its path and moved aside; status
+    # moved it aside without a word.
+    jobs = "jobs:\n  hello: {command: 'true', trigger: '0 6 * * *', timezone: UTC}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    damaged = root / "state" / "2026-11-26" / "hello" / "hello@20261126T060000Z.json"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text('{"id": "hello@2026')
+    result = talon("-C", str(root), "status", "--now", "2026-11-26T07:00:00Z")
+    assert result.code == 1
+    assert str(damaged) in result.err and "unreadable run file" in result.err
+    assert not damaged.exists()
+    assert [p.name.split(".corrupt-")[0] for p in damaged.parent.iterdir()] == [damaged.name]
+
+
+def test_status_json_names_the_duration_as_the_spec_does(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  f: {command: 'true', trigger: external}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "trigger", "f", "--now", "2026-11-27T10:00:00Z")
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:00Z")
+    rows = json.loads(
+        talon("-C", str(root), "status", "--json", "--now", "2026-11-27T10:01:00Z").out
+    )
+    assert len(rows) == 1 and isinstance(rows[0]["duration"], float)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from talon import bookkeeping
-from talon.cli import EXIT_OK, parse_now
+from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
 from talon.durations import format_duration
 from talon.output import emit_json, table
 from talon.plan import period_for
@@ -17,8 +18,18 @@ from talon.repo import Repo, open_repo
 from talon.runs import Run
 
 
-def gather(repo: Repo, now: datetime, period: str | None, job_name: str | None) -> list[Run]:
+def gather(
+    repo: Repo,
+    now: datetime,
+    period: str | None,
+    job_name: str | None,
+    report: Callable[[str], None] | None = None,
+) -> list[Run]:
+    """The runs to list; `report` hears of each damaged run file met (and moved aside)."""
     book = bookkeeping.load(repo.store)
+    tell = report or (lambda _problem: None)
+    for problem in book.problems:  # (met rebuilding a missing index)
+        tell(problem)
     runs: dict[str, Run] = {}
     names = [repo.job(job_name).name] if job_name else sorted(repo.spec.jobs)
     wanted = set()
@@ -26,7 +37,7 @@ def gather(repo: Repo, now: datetime, period: str | None, job_name: str | None) 
         job = repo.spec.jobs[name]
         key = period or period_for(job, now).key
         wanted.add(f"{key}/{name}")
-        for run in repo.store.runs_in(key, name):
+        for run in repo.store.runs_in(key, name, lambda exc: tell(str(exc))):
             runs[run.id] = run
     # Runs of those periods whose file a `reconcile --wait` keeps back: in the index log.
     for rel, text in book.unwritten.items():
@@ -66,7 +77,8 @@ def row(
         "state": run.state.value,
         "progress": progress,
         "started": run.started,
-        "duration_s": duration,
+        "duration": duration,  # seconds, as the SPEC's column; `duration_s` for scripts that
+        "duration_s": duration,  # used it before `duration` was there
         "reason": run.reason,
         "artifacts": [dict(a) for a in run.artifacts],
         "_progress": describe(progress),
@@ -76,15 +88,19 @@ def row(
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     repo = open_repo(args.directory, environ, readonly=True)
     now = parse_now(args.now)
-    runs = gather(repo, now, args.period, args.job)
+    damaged: list[str] = []
+    runs = gather(repo, now, args.period, args.job, damaged.append)
+    for problem in damaged:  # (moved aside by the read: reported, never silently)
+        print(f"talon status: {problem}", file=sys.stderr)
+    code = EXIT_FAILED if damaged else EXIT_OK
     durations = bookkeeping.load(repo.store).durations
     rows = [row(repo, r, now, durations) for r in runs]
     if args.json:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-        return EXIT_OK
+        return code
     if not rows:
         print("no runs in the current periods")
-        return EXIT_OK
+        return code
     table(
         ["JOB", "PERIOD", "RUN", "STATE", "PROGRESS", "STARTED", "DURATION", "REASON"],
         [
@@ -103,4 +119,4 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
             for r in rows
         ],
     )
-    return EXIT_OK
+    return code
