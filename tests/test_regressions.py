@@ -311,3 +311,22 @@ def test_status_json_names_the_duration_as_the_spec_does(tmp_path: Path, talon: 
         talon("-C", str(root), "status", "--json", "--now", "2026-11-27T10:01:00Z").out
     )
     assert len(rows) == 1 and isinstance(rows[0]["duration"], float)
+
+
+def test_external_triggers_for_two_periods_at_one_instant_get_two_ids(
+    tmp_path: Path, talon: Talon
+) -> None:
+    # Both were stamped d@<now>.ext, in two period directories: `show ID` picked one, and
+    # the pass (which keys runs by id) ran one and left the other blocked for good.
+    jobs = "jobs:\n  d: {command: 'true', trigger: external}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    now = "2026-11-27T10:00:00Z"
+    old = talon("-C", str(root), "trigger", "d", "--period", "2026-11-21", "--now", now).out
+    new = talon("-C", str(root), "trigger", "d", "--now", now).out
+    assert old.strip() != new.strip()
+    result = talon("-C", str(root), "reconcile", "--wait", "--now", now)
+    assert result.code == 0, result.err
+    got = runs(root)
+    assert sorted(got) == sorted([old.strip(), new.strip()])
+    assert {r["state"] for r in got.values()} == {"succeeded"}
+    assert {r["period"]["key"] for r in got.values()} == {"2026-11-21", "2026-11-27"}
