@@ -3,8 +3,10 @@ in-process jobs, executor limits; every run file Talon writes matches its schema
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,67 @@ def test_fsck_reports_and_repairs(tmp_path: Path, talon: Talon) -> None:
     assert (d / "notes.txt").read_text() == "a person's file"
     again = talon("-C", str(root), "fsck")
     assert again.code == 0, again.out
+
+
+def state_snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under state/ (bookkeeping included): its bytes and modification time."""
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted((root / "state").rglob("*"))
+        if p.is_file()
+    }
+
+
+def start_sleeper(tmp_path: Path, talon: Talon) -> tuple[Path, Path, int]:
+    """A repository with one local run of `sleep 300` under way: (root, run file, wrapper pid).
+    The wrapper leads a process group of its own, with the sleep in it."""
+    jobs = "jobs:\n  s:\n    command: sleep 300\n    trigger: external\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "trigger", "s", "--now", "2026-11-27T10:00:00Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T10:00:01Z")
+    (path,) = run_files(root)
+    run = load(path)
+    assert run["state"] == "running", run
+    return root, path, int(run["executor"]["handle"]["pid"])
+
+
+def kill_run(pid: int) -> None:
+    """SIGKILL the wrapper and its command, and collect the wrapper (this process started it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def test_fsck_check_reports_a_run_whose_process_vanished(tmp_path: Path, talon: Talon) -> None:
+    """Regression: check mode said "state is clean" for a run whose wrapper was killed -9,
+    which `--repair` then settled as lost."""
+    root, path, pid = start_sleeper(tmp_path, talon)
+    kill_run(pid)
+    before = state_snapshot(root)
+    checked = talon("-C", str(root), "fsck")
+    reason = f"process {pid} vanished without recording an exit status"
+    assert checked.lines == [
+        f"{path}: running, but its process is gone: {reason}; --repair settles it as failed (lost)"
+    ]
+    assert checked.code == 1
+    assert state_snapshot(root) == before  # a check writes nothing
+    # What the check said is what --repair does.
+    assert talon("-C", str(root), "fsck", "--repair").code == 0
+    settled = load(path)
+    assert (settled["state"], settled["reason"]) == ("failed", f"lost: {reason}")
+
+
+def test_fsck_check_does_not_report_a_live_run(tmp_path: Path, talon: Talon) -> None:
+    root, path, pid = start_sleeper(tmp_path, talon)
+    try:
+        before = state_snapshot(root)
+        checked = talon("-C", str(root), "fsck")
+        assert (checked.code, checked.lines) == (0, ["state is clean"])
+        assert state_snapshot(root) == before
+        assert load(path)["state"] == "running"
+    finally:
+        kill_run(pid)
 
 
 def test_damaged_run_does_not_stop_other_jobs(tmp_path: Path, talon: Talon) -> None:

@@ -1,9 +1,11 @@
 """`talon fsck [--repair]`: check the state directory; repair by quarantining and settling.
 
 Finds unreadable run files, temporary files left by killed writers, open runs missing from
-the index, and runs stuck without an owner (running with no handle). It never deletes: with
-`--repair`, damaged and stray files are moved aside (`<name>.corrupt-<stamp>`, or under
-`state/.talon/quarantine/`), the index is rebuilt, and a pass settles stuck runs.
+the index, and runs stuck without an owner: running with no handle, or (local and inprocess
+runs) whose process is gone without recording an exit status, which the pass `--repair` starts
+settles as lost. It never deletes: with `--repair`, damaged and stray files are moved aside
+(`<name>.corrupt-<stamp>`, or under `state/.talon/quarantine/`), the index is rebuilt, and a
+pass settles stuck runs. Without `--repair` it writes nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from typing import Any
 
 from talon import bookkeeping
 from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
+from talon.executors.base import Lost
+from talon.model import ExecutorConfig
 from talon.output import emit_json
+from talon.plan import settle
 from talon.repo import open_repo
-from talon.runs import OPEN_STATES, State
+from talon.runs import OPEN_STATES, Run, State
 from talon.store import BOOK_DIR, RUN_SUFFIX, CorruptRun, FileStore
 
 _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
+# Executors whose runs can be looked at without side effects: a status file and /proc. The
+# others (ssh, sge, slurm) are asked over the network or through a queue: only --repair asks.
+_LOOKED_AT_HERE = frozenset({"local", "inprocess"})
 
 
 def _pid_alive(pid: int) -> bool:
@@ -36,7 +44,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
+def scan(
+    store: FileStore,
+    now: datetime,
+    repair: bool,
+    executors: Mapping[str, ExecutorConfig] | None = None,
+) -> list[dict[str, Any]]:
+    """The problems found; `executors` (the configured ones) lets a check also look for runs
+    whose process is gone (with `repair`, the pass that follows settles those)."""
     findings: list[dict[str, Any]] = []
     quarantine = store.book / "quarantine"
     book = bookkeeping.load(store)
@@ -109,6 +124,18 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
                             "problem": "running with no handle (dispatch interrupted)",
                         }
                     )
+                elif run.state is State.RUNNING and not repair and executors is not None:
+                    lost = _lost(run, executors)
+                    if lost is not None and _unchanged(path, run):
+                        settled = settle(run, lost, now, None)  # as --repair's pass would
+                        assert settled is not None  # (a loss always settles a run)
+                        findings.append(
+                            {
+                                "path": str(path),
+                                "problem": f"running, but its process is gone: {lost.reason};"
+                                f" --repair settles it as {settled.state.value} (lost)",
+                            }
+                        )
     for lock in (
         sorted((store.book / "locks").glob("*.lock")) if (store.book / "locks").is_dir() else []
     ):
@@ -125,6 +152,34 @@ def scan(store: FileStore, now: datetime, repair: bool) -> list[dict[str, Any]]:
     return findings
 
 
+def _lost(run: Run, executors: Mapping[str, ExecutorConfig]) -> Lost | None:
+    """What the pass of --repair would hear from the run's executor, when that is a loss;
+    None when it would hear running or finished (the next pass collects a finished run), or
+    when the executor cannot be asked here. Asked through `look`, which reads what `poll`
+    reads (the status file, /proc) and, unlike it, acts on nothing."""
+    info = run.executor or {}
+    configured = executors.get(str(info.get("name", "")))
+    handle = info.get("handle")
+    if configured is None or configured.type not in _LOOKED_AT_HERE or not handle:
+        return None  # an executor that is no longer configured, or only asked by --repair
+    from talon.executors.registry import executor_for
+
+    executor = executor_for(configured.type, configured.options)
+    look = getattr(executor, "look", None)
+    status = look(handle) if look is not None else None
+    return status if isinstance(status, Lost) else None
+
+
+def _unchanged(path: Path, run: Run) -> bool:
+    """Whether the run file still says what it said: a pass may have collected the run (and
+    removed its status file) while it was looked at."""
+    try:
+        current = _peek(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(current.state is run.state and current.executor == run.executor)
+
+
 def _peek(path: Path) -> Any:
     import json
 
@@ -137,7 +192,7 @@ def _peek(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    repo = open_repo(args.directory, environ)
+    repo = open_repo(args.directory, environ, readonly=not args.repair)
     now = parse_now(args.now)
     if args.repair:
         from talon.passes import PASS_LOCK
@@ -146,7 +201,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         with repo.store.locked(PASS_LOCK, timeout=300):  # no pass changes the book meanwhile
             findings = scan(repo.store, now, True)
     else:
-        findings = scan(repo.store, now, False)
+        findings = scan(repo.store, now, False, repo.spec.config.executors)
     settled: list[str] = []
     if args.repair:
         from talon.passes import Pass

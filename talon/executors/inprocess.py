@@ -85,6 +85,9 @@ class InprocessExecutor:
     def poll(self, handle: Handle, sub: Submission) -> Status:
         return self._local.poll(handle, sub)
 
+    def look(self, handle: Handle) -> Status:
+        return self._local.look(handle)
+
     def cancel(self, handle: Handle, sub: Submission) -> None:
         self._local.cancel(handle, sub)
 

@@ -322,18 +322,29 @@ class LocalExecutor:
         return handle.as_json()
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
+        return self._poll(handle, act=True)
+
+    def look(self, handle: Handle) -> Status:
+        """What `poll` would answer, without acting on it: no wrapper reaped, no overdue
+        SIGKILL sent (for `talon fsck`, which must change nothing)."""
+        return self._poll(handle, act=False)
+
+    def _poll(self, handle: Handle, *, act: bool) -> Status:
         h = LocalHandle.parse(handle)
         if h is None:
             return Lost(f"unusable local handle {handle!r}")
         code, raw = status_of(h)
         if code is not None:
-            self._reap(h)
+            if act:
+                self._reap(h)
             return Finished(code, self._detail(h, code))
         proc = self._identify(h)
         if proc is not None and not proc.dead:
-            self._escalate_if_due(h)
+            if act:
+                self._escalate_if_due(h)
             return Running(f"pid {h.pid}")
-        self._reap(h)
+        if act:
+            self._reap(h)
         code, raw = status_of(h)  # it may have been written since the first look
         if code is not None:
             return Finished(code, self._detail(h, code))
