@@ -187,6 +187,7 @@ class Collecting(Submitting):
                 settled.state,
                 self.now,
                 settled.reason,
+                why=settled.history[-1].get("reason") if settled.history else None,
                 exit_code=settled.exit_code,
                 finished=settled.finished,
             )
@@ -210,7 +211,8 @@ class Collecting(Submitting):
                 run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()
             )
         action = {State.SUCCEEDED: "succeed", State.FAILED: "fail"}.get(new.state, new.state.value)
-        self.decide(action, new, new.reason or "")
+        why = new.history[-1].get("reason") if new.history else None
+        self.decide(action, new, why or new.reason or "")
 
     def _markers(self, sub: Submission) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
         """Progress and artifacts a job printed as marker lines (remote jobs report this way)."""

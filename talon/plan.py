@@ -237,6 +237,9 @@ def _period_from_json(run: Run, job: Job) -> Period:
     return parse_period_key(run.period["key"], ZoneInfo(job.timezone))
 
 
+LOST = "lost"  # the reason of a run whose executor can no longer account for it
+
+
 def settle(run: Run, status: Status, now: datetime, timeout_s: float | None) -> Run | None:
     """The running run after its executor's answer; None when nothing changes."""
     if isinstance(status, Finished):
@@ -250,7 +253,11 @@ def settle(run: Run, status: Status, now: datetime, timeout_s: float | None) -> 
             finished=iso(now),
         )
     if isinstance(status, Lost):
-        return run.transition(State.FAILED, now, f"lost: {status.reason}", finished=iso(now))
+        # The reason is the SPEC's `lost`, for scripts and greps; how the executor lost the
+        # run goes in the history entry.
+        return run.transition(
+            State.FAILED, now, LOST, why=f"{LOST}: {status.reason}", finished=iso(now)
+        )
     if timeout_s is not None and run.started is not None:
         started = datetime.fromisoformat(run.started)
         if now - started > timedelta(seconds=timeout_s):

@@ -95,10 +95,17 @@ class Run:
         return self.period["key"]
 
     def transition(
-        self, state: State, at: datetime, reason: str | None = None, **changes: Any
+        self,
+        state: State,
+        at: datetime,
+        reason: str | None = None,
+        *,
+        why: str | None = None,
+        **changes: Any,
     ) -> Run:
-        """A new run in `state`, with the change appended to history."""
-        entry = {"at": iso(at), "state": state.value, "reason": reason}
+        """A new run in `state`, with the change appended to history; `why`, when given, is
+        the history entry's reason (a fuller one than the run's: see plan.settle)."""
+        entry = {"at": iso(at), "state": state.value, "reason": why or reason}
         return self.but(state=state, reason=reason, history=(*self.history, entry), **changes)
 
     def but(self, **changes: Any) -> Run:

@@ -267,7 +267,8 @@ def test_fsck_check_reports_a_run_whose_process_vanished(tmp_path: Path, talon: 
     # What the check said is what --repair does.
     assert talon("-C", str(root), "fsck", "--repair").code == 0
     settled = load(path)
-    assert (settled["state"], settled["reason"]) == ("failed", f"lost: {reason}")
+    assert (settled["state"], settled["reason"]) == ("failed", "lost")  # (SPEC: reason `lost`)
+    assert settled["history"][-1]["reason"] == f"lost: {reason}"  # and how, in the history
 
 
 def test_fsck_check_does_not_report_a_live_run(tmp_path: Path, talon: Talon) -> None:
