@@ -42,6 +42,7 @@ jobs:
     ).out.strip()
     result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:01Z")
     assert "Traceback" not in result.err
+    assert result.code == 0, "its retry succeeded: the --wait did not fail"
     got = runs(root)
     assert got[first]["state"] == "failed"
     assert got[f"{first}.r2"]["state"] == "succeeded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -190,7 +191,8 @@ def _loop(
     wake: int | None,
     all_decisions: list[Decision],
 ) -> bool:
-    """Passes until nothing is left to wait for (one without --wait); whether any run failed.
+    """Passes until nothing is left to wait for (one without --wait); whether a run failed (its
+    latest attempt: one retried and then successful did not).
 
     With --wait, the passes hand on a Carry: the files of runs started and not yet written
     (Pass._defer), the view of the open runs, and while a run of ours has already ended when a
@@ -200,7 +202,9 @@ def _loop(
 
     deferred: dict[str, Any] | None = {} if args.wait else None
     carry = Carry() if args.wait else None
-    failed_any = False
+    # The outcome of each run's latest attempt, by the id of its first: a run that failed
+    # and then succeeded on its automatic retry did not fail the --wait.
+    outcomes: dict[str, str] = {}
     delay = 0.002
     proc_dir = repo.store.book / "proc"
     window = 0.0
@@ -237,9 +241,11 @@ def _loop(
             if not args.json:
                 for d in decisions:
                     print(d, flush=True)
-            failed_any = failed_any or any(d.action == "fail" for d in decisions)
+            for d in decisions:
+                if d.action in _OUTCOMES:
+                    outcomes[_first_attempt(d.run)] = d.action
             if not args.wait or not active:
-                return failed_any
+                return "fail" in outcomes.values()
             if decisions and time.monotonic() - window < HOLD_S and _woken(wake):
                 continue  # a run of ours has ended already: the next pass, the lock still ours
             release()
@@ -251,6 +257,14 @@ def _loop(
             _wait_for_change(proc_dir, delay, wake)
     finally:
         release()
+
+
+_OUTCOMES = frozenset({"succeed", "fail", "skip"})
+_ATTEMPT = re.compile(r"\.r\d+$")  # the suffix of a retry's id (plan.next_attempt)
+
+
+def _first_attempt(run_id: str) -> str:
+    return _ATTEMPT.sub("", run_id)
 
 
 # The longest `--wait` keeps the pass lock across passes: another reconcile waits this long.
