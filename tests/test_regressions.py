@@ -331,3 +331,23 @@ def test_external_triggers_for_two_periods_at_one_instant_get_two_ids(
     assert sorted(got) == sorted([old.strip(), new.strip()])
     assert {r["state"] for r in got.values()} == {"succeeded"}
     assert {r["period"]["key"] for r in got.values()} == {"2026-11-21", "2026-11-27"}
+
+
+def test_explain_names_triggers_as_the_schedule_does(tmp_path: Path, talon: Talon) -> None:
+    jobs = """
+jobs:
+  a: {command: 'true', trigger: external}
+  b: {command: 'true', trigger: [{after: a}, '0 6 * * *']}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    result = talon("-C", str(root), "explain", "a", "--now", "2026-11-27T10:00:00Z")
+    assert "no timed trigger (external)" in result.out
+    got = json.loads(talon("-C", str(root), "explain", "b", "--json").out)
+    assert got["triggers"] == ["after: a", "cron: 0 6 * * *"]
+
+
+def test_status_refuses_a_malformed_period_key(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(tmp_path, {"schedule/a.yaml": "jobs:\n  f: {command: 'true'}\n"})
+    result = talon("-C", str(root), "status", "--period", "foo")
+    assert result.code == 2 and "--period" in result.err and "'foo'" in result.err
+    assert talon("-C", str(root), "status", "--period", "2026-W48").code == 0

@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 from talon import bookkeeping
 from talon.bookkeeping import find_run
 from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.cron import CronTrigger
 from talon.output import emit_json
 from talon.repo import Repo, open_repo
 from talon.runs import Run, State
 from talon.store import StoreError
-from talon.triggers import is_timed, next_fire
+from talon.triggers import AfterTrigger, ExternalTrigger, Trigger, is_timed, next_fire
 
 
 def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
@@ -77,8 +78,20 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
         "runs": [{"run": r.id, "state": r.state.value, "reason": r.reason} for r in runs],
         "next_trigger": fire.at.isoformat() if fire else None,
         "next_trigger_note": fire.note if fire else None,
-        "triggers": [type(t).__name__ for t in job.triggers],
+        "triggers": [_describe(t) for t in job.triggers],
     }
+
+
+def _describe(trigger: Trigger) -> str:
+    """A trigger as the schedule says it (`external`, `after: x`, the cron expression), not
+    the name of the class that holds it."""
+    if isinstance(trigger, ExternalTrigger):
+        return "external"
+    if isinstance(trigger, AfterTrigger):
+        return f"after: {trigger.job}"
+    if isinstance(trigger, CronTrigger):
+        return f"cron: {trigger.expr}"
+    return "window"
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:

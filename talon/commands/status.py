@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from talon import bookkeeping
-from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
+from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
 from talon.durations import format_duration
 from talon.output import emit_json, table
 from talon.plan import period_for
@@ -88,6 +88,15 @@ def row(
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     repo = open_repo(args.directory, environ, readonly=True)
     now = parse_now(args.now)
+    if args.period is not None:
+        from datetime import UTC
+
+        from talon.periods import parse_period_key
+
+        try:
+            parse_period_key(args.period, UTC)  # (the shape only: each job has its own zone)
+        except ValueError as exc:
+            raise UsageError(f"--period: {exc}") from None
     damaged: list[str] = []
     runs = gather(repo, now, args.period, args.job, damaged.append)
     for problem in damaged:  # (moved aside by the read: reported, never silently)
