@@ -182,7 +182,7 @@ class Recording(Deferral):
             self._plugins, errors = load_constraint_plugins(
                 self.spec.config.plugins, self.spec.config.root
             )
-            self.problems.extend(errors)
+            self.problems.extend(message for _, message in errors)
         return self._plugins
 
     def revision(self) -> dict[str, Any] | None:

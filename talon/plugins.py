@@ -28,17 +28,18 @@ def import_target(target: str, root: Path) -> Any:
 
 def load_constraint_plugins(
     plugins: Mapping[str, str], root: Path
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The plugins that load, by name, and (name, what is wrong) for those that do not."""
     loaded: dict[str, Any] = {}
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     for name, target in plugins.items():
         try:
             fn = import_target(target, root)
         except (ImportError, AttributeError, ValueError) as exc:
-            errors.append(f"plugin constraint '{name}' ({target}) cannot be loaded: {exc}")
+            errors.append((name, f"plugin constraint '{name}' ({target}) cannot be loaded: {exc}"))
             continue
         if not callable(fn):
-            errors.append(f"plugin constraint '{name}' ({target}) is not callable")
+            errors.append((name, f"plugin constraint '{name}' ({target}) is not callable"))
             continue
         loaded[name] = fn
     return loaded, errors

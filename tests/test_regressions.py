@@ -351,3 +351,29 @@ def test_status_refuses_a_malformed_period_key(tmp_path: Path, talon: Talon) -> 
     result = talon("-C", str(root), "status", "--period", "foo")
     assert result.code == 2 and "--period" in result.err and "'foo'" in result.err
     assert talon("-C", str(root), "status", "--period", "2026-W48").code == 0
+
+
+def test_validate_reports_a_plugin_that_cannot_be_imported(tmp_path: Path, talon: Talon) -> None:
+    # It validated, and the first pass left every run of the job blocked on the error.
+    config = """timezone: UTC
+plugins:
+  constraints:
+    ok_day: talon_test_ok_day:check
+    gone: talon_test_no_such_module:check
+"""
+    jobs = "jobs:\n  f: {command: 'true', trigger: external, constraints: {ok_day: 1, gone: 1}}\n"
+    root = write_repo(
+        tmp_path,
+        {
+            "talon.yaml": config,
+            "schedule/a.yaml": jobs,
+            "lib/talon_test_ok_day.py": "def check(run, options, view, now):\n"
+            "    return 'pass', ''\n",
+        },
+    )
+    result = talon("-C", str(root), "validate")
+    assert result.code == 1
+    assert result.lines == [
+        "talon.yaml:5:11: plugin constraint 'gone' (talon_test_no_such_module:check) cannot be"
+        " loaded: No module named 'talon_test_no_such_module'"
+    ]

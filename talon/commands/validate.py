@@ -15,8 +15,34 @@ from talon.spec import load_spec
 
 
 def validate(root: Path) -> list[Problem]:
-    _, problems = load_spec(root)
+    spec, problems = load_spec(root)
+    if spec is not None:
+        problems = sorted([*problems, *_plugin_problems(root, spec.config.plugins)])
     return problems
+
+
+def _plugin_problems(root: Path, plugins: Mapping[str, str]) -> list[Problem]:
+    """Plugin constraints that cannot be imported: found here, not by the first pass that
+    checks a run (which would leave the run blocked on the error). Importing runs the
+    module's code, as every pass does."""
+    if not plugins:
+        return []
+    from talon.plugins import load_constraint_plugins
+    from talon.yamlfile import YamlError, load_file
+
+    _, errors = load_constraint_plugins(plugins, root)
+    if not errors:
+        return []
+    try:
+        loaded = load_file(root / CONFIG_FILE)
+    except (OSError, YamlError):
+        loaded = None
+    out = []
+    for name, error in errors:
+        where = ("plugins", "constraints", name)
+        line, col = loaded.position(where, value=True) if loaded is not None else (0, 0)
+        out.append(Problem(CONFIG_FILE, line, col, error))
+    return out
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
