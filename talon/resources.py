@@ -28,9 +28,15 @@ def leaves_of(namespace: str, tree: Mapping[str, Any]) -> list[ResourceLeaf]:
         if path == namespace:
             continue  # an empty or scalar-only file holds no leaves
         attrs = dict(node)
-        capacity = attrs.pop("capacity", 1)
-        out.append(ResourceLeaf(path, int(capacity), attrs))
+        out.append(ResourceLeaf(path, _capacity(attrs.pop("capacity", 1)), attrs))
     return out
+
+
+def _capacity(value: Any) -> int:
+    """A whole number of slots; anything else (two, null, 1.5, a list) counts as the default 1:
+    the resources schema reports it at its place, and the leaf stays selectable meanwhile so
+    jobs that use it are not reported too."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def _segments_match(pattern: Sequence[str], path: Sequence[str]) -> bool:

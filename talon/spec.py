@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from talon import schema
 from talon.discover import CONFIG_FILE, yaml_files
@@ -53,6 +53,32 @@ BUILTIN_EXECUTORS: dict[str, dict[str, Any]] = {
 }
 _NAME_RE = re.compile(JOB_NAME_PATTERN)
 _CRON_FIELD = re.compile(r"^[0-9*?,/\-]+$")
+
+
+# A value of the wrong type has been reported by the schema at its own place; the builders below
+# read it as absent instead of tripping over it, so one mistake is one located problem, never a
+# traceback, and a mistake in talon.yaml is not reported again at every job it reaches.
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@overload
+def _whole(value: Any, default: int) -> int: ...
+@overload
+def _whole(value: Any, default: None = None) -> int | None: ...
+def _whole(value: Any, default: int | None = None) -> int | None:
+    # bool is an int to Python, not to the schema: `retries: yes` is not 1.
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 @dataclass
@@ -106,19 +132,15 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
             leaves.extend(leaves_of(path.stem, f.loaded.data))
     jobs: dict[str, Job] = {}
     where: dict[str, _File] = {}
-    cfg_defaults = (
-        dict(cfg_file.loaded.data.get("defaults") or {})
-        if cfg_file is not None and isinstance(cfg_file.loaded.data, dict)
-        else {}
-    )
+    cfg_defaults = _mapping(_mapping(cfg_file.loaded.data).get("defaults")) if cfg_file else {}
     entries: list[tuple[_File, str, dict[str, Any]]] = []
     first_seen: dict[str, tuple[_File, str]] = {}
     for path in yaml_files(root / "schedule"):
         f = ld.load(path, "schedule")
         if f is None or not isinstance(f.loaded.data, dict):
             continue
-        file_defaults = f.loaded.data.get("defaults") or {}
-        for name, raw in (f.loaded.data.get("jobs") or {}).items():
+        file_defaults = _mapping(f.loaded.data.get("defaults"))
+        for name, raw in _mapping(f.loaded.data.get("jobs")).items():
             if not isinstance(raw, dict) or not _NAME_RE.match(name):
                 continue  # the schema reports bad names and shapes
             if name in first_seen:
@@ -186,25 +208,32 @@ def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
                 Problem(CONFIG_FILE, 0, 0, "missing: talon.yaml marks the repository root")
             )
         return None
-    data = f.loaded.data if isinstance(f.loaded.data, dict) else {}
+    data = _mapping(f.loaded.data)
     tz = data.get("timezone", "UTC")
-    if isinstance(tz, str) and not _valid_tz(tz):
+    if not isinstance(tz, str):
+        tz = "UTC"  # not the jobs' problem: the schema has reported it here
+    elif not _valid_tz(tz):
         ld.problems.append(f.problem(("timezone",), f"unknown timezone '{tz}'", value=True))
         tz = "UTC"
-    state = data.get("state") or {}
+    state = _mapping(data.get("state"))
     executors: dict[str, ExecutorConfig] = {
         n: ExecutorConfig(n, str(o["type"]), o) for n, o in BUILTIN_EXECUTORS.items()
     }
-    for name, opts in (data.get("executors") or {}).items():
+    for name, opts in _mapping(data.get("executors")).items():
         if isinstance(opts, dict) and isinstance(opts.get("type"), str):
             executors[name] = ExecutorConfig(name, opts["type"], dict(opts))
     secrets = {}
-    for name, src in (data.get("secrets") or {}).items():
+    for name, src in _mapping(data.get("secrets")).items():
         if isinstance(src, dict):
-            secrets[name] = SecretSource(name, env=src.get("env"), file=src.get("file"))
-    plugins = dict((data.get("plugins") or {}).get("constraints") or {})
-    defaults = data.get("defaults") or {}
-    default_exec = str(defaults.get("executor", "local"))
+            secrets[name] = SecretSource(
+                name, env=_text(src.get("env")), file=_text(src.get("file"))
+            )
+    # A plugin whose target has the wrong type is still a known name: jobs that use it are fine.
+    plugins = {
+        name: str(target)
+        for name, target in _mapping(_mapping(data.get("plugins")).get("constraints")).items()
+    }
+    default_exec = _text(_mapping(data.get("defaults")).get("executor")) or "local"
     if default_exec not in executors:
         ld.problems.append(
             f.problem(
@@ -213,10 +242,10 @@ def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
         )
     return Config(
         root=root,
-        timezone=str(tz),
-        state_path=root / str(state.get("path", "state")),
-        lock_mode=str(state.get("lock_mode", "flock")),
-        state_type=str(state.get("type", "files")),
+        timezone=tz,
+        state_path=root / (_text(state.get("path")) or "state"),
+        lock_mode=_text(state.get("lock_mode")) or "flock",
+        state_type=_text(state.get("type")) or "files",
         executors=executors,
         plugins=plugins,
         secrets=secrets,
@@ -241,8 +270,8 @@ def _unknown(kind: str, name: str, known: Mapping[str, Any] | list[str]) -> str:
 
 
 def _duration(ld: _Loader, f: _File, at: KeyPath, value: Any) -> float | None:
-    if value is None:
-        return None
+    if not isinstance(value, str | int | float):
+        return None  # absent, or a shape the schema has reported
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -329,13 +358,13 @@ def _build_job(
         command = d["command"]
     elif isinstance(d.get("command"), list):
         command = tuple(str(a) for a in d["command"])
-    tz = d.get("timezone") or (config.timezone if config else "UTC")
-    if not isinstance(tz, str) or not _valid_tz(tz):
+    tz = _text(d.get("timezone")) or (config.timezone if config else "UTC")
+    if not _valid_tz(tz):
         ld.problems.append(f.problem((*base, "timezone"), f"unknown timezone '{tz}'", value=True))
         tz = "UTC"
     period = d.get("period", "daily")
     ptype_raw, offset = (
-        (period.get("type", "daily"), period.get("offset", 0))
+        (period.get("type", "daily"), _whole(period.get("offset"), 0))
         if isinstance(period, dict)
         else (period, 0)
     )
@@ -351,29 +380,20 @@ def _build_job(
         t = _parse_trigger(ld, f, at, raw)
         if t is not None:
             triggers.append(t)
-    dst_raw = d.get("dst") or {}
-    dst = DstPolicy(gap=dst_raw.get("gap", "shift"), fold=dst_raw.get("fold"))
+    dst = _dst(_mapping(d.get("dst")))
     start = None
-    if d.get("start") is not None:
+    if isinstance(d.get("start"), str):
         start = _parse_start(ld, f, (*base, "start"), d["start"], tz)
-    constraints = _build_constraints(ld, f, base, d.get("constraints") or {}, config)
+    constraints = _build_constraints(ld, f, base, _mapping(d.get("constraints")), config)
     resources = tuple(
-        ResourceRequest(
-            select=str(r.get("select", "")),
-            where=dict(r.get("where") or {}),
-            count=int(r.get("count", 1)),
-            slots=int(r.get("slots", 1)),
-        )
-        for r in (d.get("resources") or [])
-        if isinstance(r, dict)
+        _resource_request(r)
+        for r in _items(d.get("resources"))
+        if isinstance(r, dict) and isinstance(r.get("select"), str)
     )
-    executor = str(
-        d.get("executor")
-        or (
-            "inprocess"
-            if has_call and not has_cmd
-            else (config.default_executor if config else "local")
-        )
+    executor = _text(d.get("executor")) or (
+        "inprocess"
+        if has_call and not has_cmd
+        else (config.default_executor if config else "local")
     )
     poll = _duration(ld, f, (*base, "poll"), d.get("poll")) or DEFAULT_POLL_S
     timeout = _duration(ld, f, (*base, "timeout"), d.get("timeout"))
@@ -383,7 +403,7 @@ def _build_job(
         name=name,
         source=Source(f.rel, line, col),
         command=command,
-        call=d.get("call"),
+        call=_text(d.get("call")),
         period_type=ptype,
         period_offset=int(offset),
         timezone=tz,
@@ -393,21 +413,43 @@ def _build_job(
         constraints=constraints,
         resources=resources,
         executor=executor,
-        host=d.get("host"),
+        host=_text(d.get("host")),
         poll_s=poll,
         timeout_s=timeout,
         expected_duration_s=expected,
-        retries=int(d.get("retries", 0)),
+        retries=_whole(d.get("retries"), 0),
         catchup=Catchup(d["catchup"])
         if d.get("catchup") in ("none", "latest", "all")
         else Catchup.LATEST,
-        max_catchup=int(d.get("max_catchup", DEFAULT_MAX_CATCHUP)),
-        params=dict(d.get("params") or {}),
-        env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
-        secrets=tuple(d.get("secrets") or ()),
-        workdir=d.get("workdir"),
-        description=str(d.get("description", "")),
+        max_catchup=_whole(d.get("max_catchup"), DEFAULT_MAX_CATCHUP),
+        params=_mapping(d.get("params")),
+        env={str(k): str(v) for k, v in _mapping(d.get("env")).items()},
+        secrets=tuple(s for s in _items(d.get("secrets")) if isinstance(s, str)),
+        workdir=_text(d.get("workdir")),
+        description=_text(d.get("description")) or "",
         hash=digest,
+    )
+
+
+def _dst(raw: Mapping[str, Any]) -> DstPolicy:
+    # DstPolicy refuses values outside its enums; the schema has reported them already.
+    gap, fold = raw.get("gap"), raw.get("fold")
+    return DstPolicy(
+        gap="skip" if gap == "skip" else "shift",
+        fold=fold if fold in ("first", "last", "both") else None,
+    )
+
+
+def _resource_request(raw: Mapping[str, Any]) -> ResourceRequest:
+    # Attributes are scalars: a mistyped `where` value would only add "matches no resource".
+    where = {
+        k: v for k, v in _mapping(raw.get("where")).items() if isinstance(v, str | int | float)
+    }
+    return ResourceRequest(
+        select=str(raw["select"]),
+        where=where,
+        count=_whole(raw.get("count"), 1),
+        slots=_whole(raw.get("slots"), 1),
     )
 
 
@@ -432,7 +474,7 @@ def _build_constraints(
     at: KeyPath = (*base, "constraints")
     start_by = None
     sb = raw.get("start_by")
-    if sb is not None:
+    if isinstance(sb, str | int | float) and not isinstance(sb, bool):
         text = str(sb)
         m = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
         if m and int(m[1]) < 24 and int(m[2]) < 60:
@@ -442,11 +484,10 @@ def _build_constraints(
             if secs is not None:
                 start_by = StartBy(after_s=secs)
     after: list[AfterDep] = []
-    for item in raw.get("after") or []:
-        if isinstance(item, str):
-            after.append(AfterDep(item))
-        elif isinstance(item, dict) and "job" in item:
-            after.append(AfterDep(str(item["job"]), item.get("period", "same")))
+    for item in _items(raw.get("after")):
+        dep = _after_dep(item)
+        if dep is not None:
+            after.append(dep)
     plugins = []
     known = config.plugins if config else {}
     for key, value in raw.items():
@@ -465,11 +506,24 @@ def _build_constraints(
     return Constraints(
         start_by=start_by,
         after=tuple(after),
-        once_per_period=bool(raw.get("once_per_period", False)),
-        max_running=raw.get("max_running"),
-        max_blocked=raw.get("max_blocked"),
+        once_per_period=raw.get("once_per_period") is True,
+        max_running=_whole(raw.get("max_running")),
+        max_blocked=_whole(raw.get("max_blocked")),
         plugins=tuple(plugins),
     )
+
+
+def _after_dep(item: Any) -> AfterDep | None:
+    """One `after` item, or None for a shape the schema has reported (guessing `same` for a
+    mistyped period could invent a dependency cycle)."""
+    if isinstance(item, str):
+        return AfterDep(item)
+    if not isinstance(item, dict) or not isinstance(item.get("job"), str):
+        return None
+    period = item.get("period", "same")
+    if period == "previous":
+        return AfterDep(item["job"], "previous")
+    return AfterDep(item["job"]) if period == "same" else None
 
 
 def _check_references(

@@ -80,3 +80,89 @@ def test_missing_talon_yaml(tmp_path: Path, talon: Talon) -> None:
     result = talon("-C", str(tmp_path), "validate")
     assert result.code == 1
     assert result.lines == [f"talon.yaml:0:0: missing: no talon.yaml in {tmp_path.resolve()}"]
+
+
+# A value of the wrong type is one located problem, at its own place: never a traceback (every
+# command loads the configuration), never repeated at the jobs a talon.yaml mistake reaches.
+_JOB = 'jobs:\n  j:\n    command: echo hi\n    trigger: "0 6 * * *"'
+_RES, _SCHED, _CFG = "resources/h.yaml", "schedule/j.yaml", "talon.yaml"
+
+
+def _job(extra: str) -> str:
+    return f"{_JOB}\n    {extra}"
+
+
+WRONG_TYPES = [  # (id, file, its text, line:col of the one problem, a fragment of its message)
+    ("capacity-two", _RES, "a: {capacity: two}", "1:15", '"two" should be of type integer'),
+    ("capacity-null", _RES, "a: {capacity: null}", "1:15", "null should be of type integer"),
+    ("capacity-list", _RES, "a: {capacity: []}", "1:15", "[] should be of type integer"),
+    ("capacity-negative", _RES, "a: {capacity: -1}", "1:15", "-1 is less than the minimum of 1"),
+    ("capacity-zero", _RES, "a: {capacity: 0}", "1:15", "0 is less than the minimum of 1"),
+    ("capacity-fraction", _RES, "a: {capacity: 1.5}", "1:15", "1.5 should be of type integer"),
+    ("capacity-infinite", _RES, "a: {capacity: 1e400}", "1:15", "should be of type integer"),
+    ("capacity-nested", _RES, "a: {b: {capacity: x}}", "1:19", 'a.b.capacity: "x" should be'),
+    ("jobs-5", _SCHED, "jobs: 5", "1:7", "jobs: 5 should be of type object"),
+    ("file-defaults-5", _SCHED, f"defaults: 5\n{_JOB}", "1:11", "defaults: 5 should be of type"),
+    ("executors-5", _CFG, "executors: 5", "1:12", "executors: 5 should be of type object"),
+    ("state-5", _CFG, "state: 5", "1:8", "state: 5 should be of type object"),
+    ("defaults-5", _CFG, "defaults: 5", "1:11", "defaults: 5 should be of type object"),
+    ("plugins-5", _CFG, "plugins: 5", "1:10", "plugins: 5 should be of type object"),
+    ("plugins-constraints-5", _CFG, "plugins: {constraints: 5}", "1:24", "constraints: 5 should"),
+    ("secrets-5", _CFG, "secrets: 5", "1:10", "secrets: 5 should be of type object"),
+    ("timezone-5", _CFG, "timezone: 5", "1:11", "timezone: 5 should be of type string"),
+    ("defaults-executor-5", _CFG, "defaults: {executor: 5}", "1:22", "executor: 5 should be"),
+    ("defaults-retries-x", _CFG, "defaults: {retries: x}", "1:21", 'retries: "x" should be'),
+    ("defaults-params-5", _CFG, "defaults: {params: 5}", "1:20", "params: 5 should be"),
+    ("job-retries-x", _SCHED, _job("retries: x"), "5:14", 'retries: "x" should be of type'),
+    ("job-timeout-list", _SCHED, _job("timeout: []"), "5:14", "timeout: [] should be of type"),
+    ("job-params-5", _SCHED, _job("params: 5"), "5:13", "params: 5 should be of type object"),
+    ("job-env-list", _SCHED, _job("env: [A]"), "5:10", 'env: ["A"] should be of type object'),
+    ("job-resources-5", _SCHED, _job("resources: 5"), "5:16", "resources: 5 should be of type"),
+    ("job-select-5", _SCHED, _job("resources: [{select: 5}]"), "5:26", "select: 5 should be"),
+    ("job-secret-list", _SCHED, _job("secrets: [[a]]"), "5:15", 'secrets.0: ["a"] should be'),
+    ("job-secrets-text", _SCHED, _job("secrets: db"), "5:14", 'secrets: "db" should be of type'),
+    ("job-executor-5", _SCHED, _job("executor: 5"), "5:15", "executor: 5 should be of type"),
+    ("job-timezone-5", _SCHED, _job("timezone: 5"), "5:15", "timezone: 5 should be of type"),
+    ("job-start-5", _SCHED, _job("start: 5"), "5:12", "start: 5 should be of type string"),
+    ("job-after-text", _SCHED, _job("constraints: {after: j}"), "5:26", 'after: "j" should be'),
+]
+_WRONG_TYPE_PARAMS = ("rel", "text", "at", "fragment")
+
+
+# Each command loads the configuration as validate does; a few cases show they stop cleanly.
+_STOPPING = [c for c in WRONG_TYPES if c[0] in {"capacity-two", "jobs-5", "state-5", "timezone-5"}]
+
+
+def _wrong_type_repo(root: Path, rel: str, text: str) -> Path:
+    from tests.conftest import write_repo
+
+    files = {_SCHED: _JOB, _RES: "a: {capacity: 2}", rel: text}
+    return write_repo(root, {path: f"{body}\n" for path, body in files.items()})
+
+
+@pytest.mark.parametrize(
+    _WRONG_TYPE_PARAMS, [c[1:] for c in WRONG_TYPES], ids=[c[0] for c in WRONG_TYPES]
+)
+def test_wrong_type_is_one_located_problem(
+    tmp_path: Path, talon: Talon, rel: str, text: str, at: str, fragment: str
+) -> None:
+    result = talon("-C", str(_wrong_type_repo(tmp_path, rel, text)), "validate")
+    assert result.code == 1
+    assert len(result.lines) == 1, result.out
+    assert result.lines[0].startswith(f"{rel}:{at}: "), result.out
+    assert fragment in result.lines[0]
+
+
+@pytest.mark.parametrize(
+    _WRONG_TYPE_PARAMS, [c[1:] for c in _STOPPING], ids=[c[0] for c in _STOPPING]
+)
+@pytest.mark.parametrize("command", ["plan", "status"])
+def test_wrong_type_stops_other_commands_cleanly(
+    tmp_path: Path, talon: Talon, command: str, rel: str, text: str, at: str, fragment: str
+) -> None:
+    result = talon("-C", str(_wrong_type_repo(tmp_path, rel, text)), command)
+    assert result.code == 1
+    problem, summary = result.err.splitlines()
+    assert problem.startswith(f"{rel}:{at}: ")
+    assert fragment in problem
+    assert summary == f"talon {command}: the configuration has 1 problem(s); nothing was done"
