@@ -54,3 +54,42 @@ def substitute(template: str, values: Mapping[str, str], *, quote: bool) -> str:
         return shlex.quote(values[name]) if quote else values[name]
 
     return _PLACEHOLDER.sub(one, template)
+
+
+_FIXED = frozenset(
+    {"job.name", "run.id", "period.key", "period.start", "period.end", "period.type"}
+)
+
+
+def unknown_in(template: str, params: Mapping[str, Any] | None, resources: int) -> list[str]:
+    """What `substitute` would refuse in every run of a job, said before any runs: names it
+    never knows, `${params.X}` for an X the job does not declare (`params` None: runs may bring
+    their own, from `talon trigger --param`), `${resources.N...}` beyond the N it requests."""
+    out = []
+    for m in _PLACEHOLDER.finditer(template):
+        name = m.group(1)
+        family, _, rest = name.partition(".")
+        if name in _FIXED:
+            continue
+        if family == "params" and rest:
+            if params is None or rest in params:
+                continue
+            out.append(f"unknown placeholder ${{{name}}}: the job's params are {_listed(params)}")
+        elif family == "resources" and rest.partition(".")[0].isdigit() and "." in rest:
+            index = int(rest.partition(".")[0])
+            if index < resources:
+                continue
+            out.append(
+                f"unknown placeholder ${{{name}}}: the job is granted {resources} resource(s),"
+                " numbered from 0"
+            )
+        else:
+            known = ", ".join(sorted(_FIXED))
+            out.append(
+                f"unknown placeholder ${{{name}}}; known: {known}, params.NAME, resources.N.ATTR"
+            )
+    return out
+
+
+def _listed(params: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(params)) if params else "none"

@@ -41,7 +41,14 @@ from talon.model import (
 from talon.periods import PeriodType
 from talon.problems import Problem
 from talon.resources import candidates, leaves_of
-from talon.triggers import AfterTrigger, DstPolicy, Trigger, TriggerSyntaxError, parse_trigger
+from talon.triggers import (
+    AfterTrigger,
+    DstPolicy,
+    ExternalTrigger,
+    Trigger,
+    TriggerSyntaxError,
+    parse_trigger,
+)
 from talon.yamlfile import KeyPath, Loaded, YamlError, load_file
 
 BUILTIN_CONSTRAINTS = frozenset(
@@ -390,6 +397,7 @@ def _build_job(
         for r in _items(d.get("resources"))
         if isinstance(r, dict) and isinstance(r.get("select"), str)
     )
+    _check_placeholders(ld, f, base, d, triggers, sum(r.count for r in resources))
     executor = _text(d.get("executor")) or (
         "inprocess"
         if has_call and not has_cmd
@@ -429,6 +437,36 @@ def _build_job(
         description=_text(d.get("description")) or "",
         hash=digest,
     )
+
+
+def _check_placeholders(
+    ld: _Loader,
+    f: _File,
+    base: KeyPath,
+    d: Mapping[str, Any],
+    triggers: list[Trigger],
+    granted: int,
+) -> None:
+    """Placeholders every run of the job would fail on (see placeholders.unknown_in). Runs
+    fired by a schedule or another job carry the job's own params only; a job triggered by
+    hand alone may be given any (`talon trigger --param`)."""
+    from talon.placeholders import unknown_in
+
+    fired = any(not isinstance(t, ExternalTrigger) for t in triggers)
+    params = _mapping(d.get("params")) if fired else None
+    templates: list[tuple[KeyPath, str]] = []
+    command = d.get("command")
+    if isinstance(command, str):
+        templates.append(((*base, "command"), command))
+    for i, arg in enumerate(_items(command)):
+        templates.append(((*base, "command", i), str(arg)))
+    for key, value in _mapping(d.get("env")).items():
+        templates.append(((*base, "env", key), str(value)))
+    if isinstance(d.get("host"), str):
+        templates.append(((*base, "host"), d["host"]))
+    for at, text in templates:
+        for message in unknown_in(text, params, granted):
+            ld.problems.append(f.problem(at, message, value=True))
 
 
 def _dst(raw: Mapping[str, Any]) -> DstPolicy:

@@ -17,7 +17,7 @@ from talon.model import Spec
 from talon.problems import Problem
 
 CACHE_NAME = "spec.cache"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: validate reports unknown placeholders
 
 
 def _state_dir(root: Path) -> Path:

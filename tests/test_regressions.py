@@ -377,3 +377,34 @@ plugins:
         "talon.yaml:5:11: plugin constraint 'gone' (talon_test_no_such_module:check) cannot be"
         " loaded: No module named 'talon_test_no_such_module'"
     ]
+
+
+def test_validate_reports_placeholders_every_run_would_fail_on(
+    tmp_path: Path, talon: Talon
+) -> None:
+    # Each scheduled run failed at dispatch with "unknown placeholder"; validate said nothing.
+    jobs = """jobs:
+  cron:
+    command: echo ${params.nope} ${params.region} ${resources.1.address}
+    trigger: '0 6 * * *'
+    params: {region: eu}
+    resources: [{select: 'hosts/*'}]
+    env: {X: '${period.day}'}
+  by-hand:
+    command: echo ${params.anything}
+    trigger: external
+"""
+    root = write_repo(
+        tmp_path,
+        {"schedule/a.yaml": jobs, "resources/hosts.yaml": "a: {address: h1}\nb: {address: h2}\n"},
+    )
+    result = talon("-C", str(root), "validate")
+    assert result.code == 1
+    assert [line.split(": ", 1)[0] for line in result.lines] == [
+        "schedule/a.yaml:3:14",
+        "schedule/a.yaml:3:14",
+        "schedule/a.yaml:7:14",
+    ]
+    assert "unknown placeholder ${params.nope}: the job's params are region" in result.lines[0]
+    assert "${resources.1.address}: the job is granted 1 resource(s)" in result.lines[1]
+    assert "unknown placeholder ${period.day}; known:" in result.lines[2]
