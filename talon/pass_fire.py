@@ -65,8 +65,10 @@ class Firing(Recording):
             elif cursor.hash != job.hash:
                 cursor = refresh_cursor(job, cursor.cursor)
                 self.book.set_cursor(name, cursor)
-            if latest is None or cursor.cursor > latest:
-                latest = cursor.cursor
+            if (latest is None or cursor.cursor > latest) and (
+                job.start is None or cursor.cursor >= job.start
+            ):
+                latest = cursor.cursor  # (a `start:` still ahead is no pass the clock went back on)
             if cursor.next_due is None or cursor.next_due > self.now:
                 continue
             keep, dropped, advanced = due_fires(job, cursor, self.now)

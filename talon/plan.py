@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,7 +67,8 @@ def first_cursor(job: Job, now: datetime) -> Cursor:
     the start fires. Triggers fire on whole seconds at the finest (cron's seconds field), so
     that second holds no other fire; and a whole second survives the cursor's ISO text."""
     start = job.start if job.start is not None else now
-    return refresh_cursor(job, start - _BEFORE_START)
+    # In UTC: a second off a local time can land in a DST gap or a repeated hour.
+    return refresh_cursor(job, start.astimezone(UTC) - _BEFORE_START)
 
 
 _BEFORE_START = timedelta(seconds=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -408,3 +409,66 @@ def test_validate_reports_placeholders_every_run_would_fail_on(
     assert "unknown placeholder ${params.nope}: the job's params are region" in result.lines[0]
     assert "${resources.1.address}: the job is granted 1 resource(s)" in result.lines[1]
     assert "unknown placeholder ${period.day}; known:" in result.lines[2]
+
+
+@pytest.mark.parametrize(
+    ("start", "cron", "now", "expected"),
+    [
+        # Spring forward: a second before 03:00 EDT is 02:59:59, which does not exist there.
+        ("2026-03-08T03:00:00", "30 3 * * *", "2026-03-08T08:00:00Z", ["20260308T073000Z"]),
+        # Fall back: a second before 02:00 EST, read locally, is an hour earlier in real time.
+        (
+            "2026-11-01T02:00:00",
+            "*/15 * * * *",
+            "2026-11-01T07:50:00Z",
+            ["20261101T070000Z", "20261101T071500Z", "20261101T073000Z", "20261101T074500Z"],
+        ),
+    ],
+)
+def test_the_window_starts_at_start_across_dst(
+    tmp_path: Path, talon: Talon, start: str, cron: str, now: str, expected: list[str]
+) -> None:
+    jobs = f"""
+jobs:
+  j:
+    command: 'true'
+    trigger: '{cron}'
+    timezone: America/New_York
+    start: '{start}'
+    catchup: all
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    result = talon("-C", str(root), "reconcile", "--now", now)
+    assert result.code == 0, result.err
+    assert sorted(k.split("@")[1] for k in runs(root)) == expected
+
+
+def test_a_start_ahead_is_not_taken_for_a_clock_gone_back(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  j: {command: 'true', trigger: '0 6 * * *', start: '2026-12-01T00:00:00Z'}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    for now in ("2026-11-27T10:00:00Z", "2026-11-27T10:01:00Z"):
+        result = talon("-C", str(root), "reconcile", "--now", now)
+        assert result.code == 0 and "earlier than the last pass" not in result.err, result.err
+    assert runs(root) == {}
+
+
+def test_explain_says_how_a_lost_run_was_lost(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  f: {command: 'sleep 60', trigger: external}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    run_id = talon("-C", str(root), "trigger", "f", "--now", "2026-11-27T10:00:00Z").out.strip()
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T10:00:00Z")
+    handle = runs(root)[run_id]["executor"]["handle"]
+    os.killpg(handle["pid"], 9)  # the wrapper leads the run's process group
+    for _ in range(100):  # until the kernel has it gone (a zombie counts as gone)
+        try:
+            state = Path(f"/proc/{handle['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.02)
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T10:01:00Z")
+    assert runs(root)[run_id]["reason"] == "lost"
+    out = talon("-C", str(root), "explain", run_id).out
+    assert "  because: lost\n" in out
+    assert f"  detail: lost: process {handle['pid']} vanished" in out

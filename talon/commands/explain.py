@@ -28,6 +28,9 @@ def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
         "state": run.state.value,
     }
     out["reason"] = run.reason
+    last = run.history[-1].get("reason") if run.history else None
+    # A fuller account of the last transition than the reason (a lost run: how it was lost).
+    out["detail"] = last if last and last != run.reason else None
     out["checks"] = [dict(c) for c in run.checks]
     job = repo.spec.jobs.get(run.job)
     if job is None:
@@ -111,6 +114,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         print(f"{result['run']} ({result['job']}, {result['period']}) is {result['state']}")
         if result["reason"]:
             print(f"  because: {result['reason']}")
+        if result.get("detail"):
+            print(f"  detail: {result['detail']}")
         for c in result["checks"]:
             print(f"  {c['constraint']}: {c['verdict']} — {c['reason']} (since {c['at']})")
         live = result.get("now")

@@ -242,8 +242,10 @@ def _loop(
                 for d in decisions:
                     print(d, flush=True)
             for d in decisions:
-                if d.action in _OUTCOMES:
+                if d.action in ("succeed", "fail"):
                     outcomes[_first_attempt(d.run)] = d.action
+                elif d.action == "skip":  # (a skipped retry does not undo a failure)
+                    outcomes.setdefault(_first_attempt(d.run), d.action)
             if not args.wait or not active:
                 return "fail" in outcomes.values()
             if decisions and time.monotonic() - window < HOLD_S and _woken(wake):
@@ -259,8 +261,8 @@ def _loop(
         release()
 
 
-_OUTCOMES = frozenset({"succeed", "fail", "skip"})
-_ATTEMPT = re.compile(r"\.r\d+$")  # the suffix of a retry's id (plan.next_attempt)
+# The suffix of a retry's id (plan.next_attempt), and of one made unique (creating.create_unique).
+_ATTEMPT = re.compile(r"\.r\d+(-\d+)?$")
 
 
 def _first_attempt(run_id: str) -> str:
