@@ -35,7 +35,7 @@ from talon.durations import parse_duration
 DAY_S = 86400
 WEEKDAYS = frozenset(range(1, 6))
 WEEKENDS = frozenset({6, 7})
-_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES = {"tues": 2, "wednes": 3, "thur": 4, "thurs": 4}
 
 
@@ -62,12 +62,12 @@ def window_span(window: Window) -> tuple[int, int]:
     return start, end + DAY_S if end <= start else end
 
 
-_FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_FULLDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def _parse_day(word: str) -> int | None:
     """ISO weekday of "mon", "monday", "tues", ...; None if it is no day name."""
-    for index, (short, full) in enumerate(zip(_DAY_NAMES, _FULL_DAY_NAMES, strict=True)):
+    for index, (short, full) in enumerate(zip(DAY_NAMES, _FULLDAY_NAMES, strict=True)):
         if word in (short, full) or _DAY_ALIASES.get(word) == index + 1:
             return index + 1
     return None

@@ -339,12 +339,17 @@ def test_explain_names_triggers_as_the_schedule_does(tmp_path: Path, talon: Talo
 jobs:
   a: {command: 'true', trigger: external}
   b: {command: 'true', trigger: [{after: a}, '0 6 * * *']}
+  c: {command: 'true', trigger: "every 15 minutes between 7-10am, hourly until 4pm on weekdays"}
 """
     root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
     result = talon("-C", str(root), "explain", "a", "--now", "2026-11-27T10:00:00Z")
     assert "no timed trigger (external)" in result.out
     got = json.loads(talon("-C", str(root), "explain", "b", "--json").out)
     assert got["triggers"] == ["after: a", "cron: 0 6 * * *"]
+    got = json.loads(talon("-C", str(root), "explain", "c", "--json").out)
+    assert got["triggers"] == [
+        "window: every 15m from 07:00 to 10:00, every 1h from 10:00 to 16:00 on mon,tue,wed,thu,fri"
+    ]
 
 
 def test_status_refuses_a_malformed_period_key(tmp_path: Path, talon: Talon) -> None:

@@ -94,7 +94,17 @@ def _describe(trigger: Trigger) -> str:
         return f"after: {trigger.job}"
     if isinstance(trigger, CronTrigger):
         return f"cron: {trigger.expr}"
-    return "window"
+    from talon.durations import format_duration
+    from talon.phrase import DAY_NAMES
+
+    spans = ", ".join(
+        f"every {format_duration(w.every_s)} from {w.start:%H:%M} to {w.end:%H:%M}"
+        for w in trigger.windows
+    )
+    days = ""
+    if trigger.days is not None:
+        days = " on " + ",".join(DAY_NAMES[d - 1] for d in sorted(trigger.days))
+    return f"window: {spans}{days}"
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
