@@ -36,23 +36,44 @@ def _validator(name: str) -> Any:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
+def accepts(name: str, definition: str, value: Any) -> bool:
+    """Whether `value` is valid as `$defs/<definition>` of schema `name`: lets a semantic check
+    stay quiet about a part the schema has reported already."""
+    validator = _PART_VALIDATORS.get((name, definition))
+    if validator is None:
+        from jsonschema import Draft202012Validator
+
+        schema = load_schema(name)
+        part = {"$defs": schema.get("$defs", {}), "$ref": f"#/$defs/{definition}"}
+        validator = Draft202012Validator(part, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        _PART_VALIDATORS[(name, definition)] = validator
+    return bool(validator.is_valid(value))
+
+
+_PART_VALIDATORS: dict[tuple[str, str], Any] = {}
+
+
 def check(name: str, loaded: Loaded, path: str) -> list[Problem]:
     """Every schema problem of a loaded file, each located."""
     from jsonschema.exceptions import best_match
 
-    problems: list[Problem] = []
+    problems: list[tuple[int, Problem]] = []
     for found in _validator(name).iter_errors(loaded.data):
         # anyOf/oneOf: report the alternative that came closest, not all of them.
         error = best_match([found]) if found.context else found
-        problems.extend(_locate(error, loaded, path))
-    # Several subschemas (allOf/if-then) may reject the same unknown key: say it once, with the
-    # narrowest list of known keys.
-    best: dict[tuple[int, int, str], Problem] = {}
-    for p in problems:
-        key = (p.line, p.col, p.message.split(";", 1)[0])
-        if key not in best or len(p.message) < len(best[key].message):
-            best[key] = p
-    return sorted(best.values())
+        rank = 1 if error.validator == "type" else 0
+        problems.extend((rank, p) for p in _locate(error, loaded, path))
+    # One problem, one line. Several subschemas (allOf/if-then) may reject the same unknown
+    # key: say it once, with the narrowest list of known keys. A value both of the wrong type
+    # and not among the allowed ones (`catchup: 5`): say what is allowed.
+    best: dict[tuple[int, int, str], tuple[int, Problem]] = {}
+    for rank, p in problems:
+        head = p.message.split(";", 1)[0]
+        key = (p.line, p.col, head if "unknown key" in head else "")
+        known = best.get(key)
+        if known is None or (rank, len(p.message)) < (known[0], len(known[1].message)):
+            best[key] = (rank, p)
+    return sorted(p for _, p in best.values())
 
 
 def check_data(name: str, data: Any) -> list[str]:

@@ -140,13 +140,15 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
     jobs: dict[str, Job] = {}
     where: dict[str, _File] = {}
     cfg_defaults = _mapping(_mapping(cfg_file.loaded.data).get("defaults")) if cfg_file else {}
+    if cfg_file is not None:
+        cfg_defaults = _checked_defaults(ld, cfg_file, cfg_defaults)
     entries: list[tuple[_File, str, dict[str, Any]]] = []
     first_seen: dict[str, tuple[_File, str]] = {}
     for path in yaml_files(root / "schedule"):
         f = ld.load(path, "schedule")
         if f is None or not isinstance(f.loaded.data, dict):
             continue
-        file_defaults = _mapping(f.loaded.data.get("defaults"))
+        file_defaults = _checked_defaults(ld, f, _mapping(f.loaded.data.get("defaults")))
         for name, raw in _mapping(f.loaded.data.get("jobs")).items():
             if not isinstance(raw, dict) or not _NAME_RE.match(name):
                 continue  # the schema reports bad names and shapes
@@ -206,6 +208,19 @@ def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 out[key] = value
     return out
+
+
+def _checked_defaults(ld: _Loader, f: _File, defaults: dict[str, Any]) -> dict[str, Any]:
+    """A file's `defaults`, with an unknown timezone reported once, where it is written, and
+    left out: the jobs it would reach fall back to the one above it, instead of each
+    reporting it at its own name."""
+    tz = defaults.get("timezone")
+    if isinstance(tz, str) and not _valid_tz(tz):
+        ld.problems.append(
+            f.problem(("defaults", "timezone"), f"unknown timezone '{tz}'", value=True)
+        )
+        return {k: v for k, v in defaults.items() if k != "timezone"}
+    return defaults
 
 
 def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
@@ -310,14 +325,17 @@ def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | No
         return None  # shapes the schema rejects are already reported
     try:
         return parse_trigger(raw)
-    except TriggerSyntaxError as exc:
+    except (TriggerSyntaxError, ValueError, TypeError) as exc:
+        if isinstance(raw, dict) and not schema.accepts("schedule", "triggerOne", raw):
+            return None  # the schema has said what is wrong with it, where
+        if not isinstance(exc, TriggerSyntaxError):
+            ld.problems.append(f.problem(at, f"trigger: {exc}", value=True))
+            return None
         if isinstance(raw, str) and exc.column is not None:
             line, col = _string_col(f, at, exc.column)
         else:
             line, col = f.at(at, value=True)
         ld.problems.append(Problem(f.rel, line, col, f"trigger: {exc.message}"))
-    except (ValueError, TypeError) as exc:
-        ld.problems.append(f.problem(at, f"trigger: {exc}", value=True))
     return None
 
 

@@ -17,7 +17,7 @@ from talon.model import Spec
 from talon.problems import Problem
 
 CACHE_NAME = "spec.cache"
-CACHE_VERSION = 3  # 3: validate reports unknown placeholders
+CACHE_VERSION = 4  # 4: unknown default timezones are left out of the jobs
 
 
 def _state_dir(root: Path) -> Path:

@@ -125,6 +125,16 @@ WRONG_TYPES = [  # (id, file, its text, line:col of the one problem, a fragment 
     ("job-timezone-5", _SCHED, _job("timezone: 5"), "5:15", "timezone: 5 should be of type"),
     ("job-start-5", _SCHED, _job("start: 5"), "5:12", "start: 5 should be of type string"),
     ("job-after-text", _SCHED, _job("constraints: {after: j}"), "5:26", 'after: "j" should be'),
+    # Of the wrong type and not among the allowed values: one line, saying what is allowed.
+    ("job-catchup-5", _SCHED, _job("catchup: 5"), "5:14", 'catchup: 5 is not one of "none"'),
+    ("job-dst-gap-5", _SCHED, _job("dst: {gap: 5}"), "5:16", 'gap: 5 is not one of "shift"'),
+    (
+        "job-trigger-after-5",
+        _SCHED,
+        "jobs:\n  j:\n    command: echo hi\n    trigger: {after: 5}",
+        "4:22",
+        "after: 5 should be",
+    ),
 ]
 _WRONG_TYPE_PARAMS = ("rel", "text", "at", "fragment")
 
@@ -166,3 +176,25 @@ def test_wrong_type_stops_other_commands_cleanly(
     assert problem.startswith(f"{rel}:{at}: ")
     assert fragment in problem
     assert summary == f"talon {command}: the configuration has 1 problem(s); nothing was done"
+
+
+def test_an_unknown_default_timezone_is_reported_where_it_is_written(
+    tmp_path: Path, talon: Talon
+) -> None:
+    # It was reported at every job it reached, none of which says it.
+    from tests.conftest import write_repo
+
+    root = write_repo(
+        tmp_path,
+        {
+            _CFG: "timezone: UTC\ndefaults: {timezone: Mars/Olympus}\n",
+            _SCHED: "defaults: {timezone: Venus/X}\njobs:\n  a: {command: 'true'}\n",
+            "schedule/k.yaml": "jobs:\n  b: {command: 'true'}\n  c: {command: 'true'}\n",
+        },
+    )
+    result = talon("-C", str(root), "validate")
+    assert result.code == 1
+    assert result.lines == [
+        "schedule/j.yaml:1:22: unknown timezone 'Venus/X'",
+        "talon.yaml:2:22: unknown timezone 'Mars/Olympus'",
+    ]
