@@ -7,6 +7,7 @@ other's changes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +15,19 @@ from typing import Any
 
 from talon.runs import Run, iso
 
+# An item's state is the job's word for it: the run states are the usual ones, but a job may
+# say `done` or `error`. These count as finished in `done`.
 ITEM_STATES = ("pending", "running", "succeeded", "failed", "skipped")
-_DONE = frozenset({"succeeded", "failed", "skipped"})
+_DONE = frozenset(
+    {"succeeded", "failed", "skipped", "done", "ok", "success", "complete", "completed"}
+    | {"finished", "error", "errored", "cancelled", "canceled"}
+)
+_ITEM_STATE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+
+
+def valid_item_state(state: str) -> bool:
+    """One word (letters first, then letters, digits, `_` or `-`; at most 32)."""
+    return _ITEM_STATE.fullmatch(state) is not None
 
 
 def merge_progress(current: Mapping[str, Any] | None, report: Mapping[str, Any]) -> dict[str, Any]:

@@ -216,7 +216,7 @@ def test_context_is_read_only_and_validates_reports() -> None:
     with pytest.raises(ValueError, match="between 0 and 100"):
         ctx.progress(140)
     with pytest.raises(ValueError, match="item state"):
-        ctx.item("a", "finished")
+        ctx.item("a", "all done")
     assert log.getvalue() == ""
 
 

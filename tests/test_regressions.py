@@ -477,3 +477,19 @@ def test_explain_says_how_a_lost_run_was_lost(tmp_path: Path, talon: Talon) -> N
     out = talon("-C", str(root), "explain", run_id).out
     assert "  because: lost\n" in out
     assert f"  detail: lost: process {handle['pid']} vanished" in out
+
+
+def test_item_states_are_the_jobs_words(tmp_path: Path, talon: Talon) -> None:
+    # `--item a=done` was refused: only run states were taken, though the SPEC leaves an
+    # item's state to the job. Finished-sounding words count as done.
+    jobs = "jobs:\n  f: {command: 'true', trigger: external}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    run_id = talon("-C", str(root), "trigger", "f", "--now", "2026-11-27T10:00:00Z").out.strip()
+    args = ("-C", str(root), "progress", "--run", run_id, "--total", "4")
+    result = talon(*args, "--item", "a=done", "--item", "b=error", "--item", "c=copying")
+    assert result.code == 0, result.err
+    progress = runs(root)[run_id]["progress"]
+    assert progress["items"] == {"a": "done", "b": "error", "c": "copying"}
+    assert (progress["done"], progress["total"]) == (2, 4)
+    bad = talon(*args, "--item", "d=not a word")
+    assert bad.code == 2 and "--item 'd=not a word'" in bad.err

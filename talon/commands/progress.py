@@ -15,7 +15,7 @@ from typing import Any
 
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.markers import format_marker
-from talon.report import ITEM_STATES, record_progress
+from talon.report import ITEM_STATES, record_progress, valid_item_state
 
 
 def _appears(path: Path, wait_s: float = 2.0) -> bool:
@@ -65,10 +65,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         items = {}
         for pair in args.item:
             name, sep, state = pair.partition("=")
-            if not sep or not name or state not in ITEM_STATES:
+            if not sep or not name or not valid_item_state(state):
                 raise UsageError(
-                    f"--item {pair!r}: expected NAME=STATE, "
-                    f"with STATE one of {', '.join(ITEM_STATES)}"
+                    f"--item {pair!r}: expected NAME=STATE, with STATE a word such as "
+                    f"{', '.join(ITEM_STATES)}"
                 )
             items[name] = state
         report = {"kind": "items", "items": items}

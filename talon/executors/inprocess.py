@@ -133,10 +133,12 @@ class RunContext:
 
     def item(self, name: str, state: str, total: int | None = None) -> None:
         """Report the state of one item (pending, running, succeeded, failed, skipped)."""
-        from talon.report import ITEM_STATES
+        from talon.report import ITEM_STATES, valid_item_state
 
-        if state not in ITEM_STATES:
-            raise ValueError(f"item state must be one of {', '.join(ITEM_STATES)}, got {state!r}")
+        if not valid_item_state(state):
+            raise ValueError(
+                f"item state must be a word such as {', '.join(ITEM_STATES)}, got {state!r}"
+            )
         report: dict[str, Any] = {"kind": "items", "items": {name: state}}
         if total is not None:
             report["total"] = int(total)
