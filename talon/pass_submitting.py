@@ -14,7 +14,7 @@ from talon.executors.base import (
 from talon.jobindex import placeholder_job
 from talon.model import Job
 from talon.pass_recording import Recording
-from talon.placeholders import PlaceholderError, substitute, values_for
+from talon.placeholders import PlaceholderError, substitute, substitute_shell, values_for
 from talon.runs import Run
 
 # Executors whose `adopt` finds every run they started (by process table, job name): for these a
@@ -57,12 +57,14 @@ class Submitting(Recording):
             job=job.name, run_id=run.id, period=run.period, params=run.params, resources=grants
         )
         command: str | tuple[str, ...]
+        expansions: dict[str, str] = {}  # the values a string command expands (see below)
         if job.call is not None:
             command = job.call
         elif isinstance(job.command, tuple):
             command = tuple(substitute(a, values, quote=False) for a in job.command)
         else:
-            command = substitute(job.command or "", values, quote=True)
+            # Values reach a shell as parameter expansions, never as text it reads again.
+            command, expansions = substitute_shell(job.command or "", values)
         env = {k: substitute(v, values, quote=False) for k, v in job.env.items()}
         env.update(
             {
@@ -75,6 +77,7 @@ class Submitting(Recording):
                 "TALON_RUN_FILE": os.path.join(self._abs_state, self._rel(run)),
                 "TALON_REPO": self._abs_root,
                 "TALON_PARAMS": __import__("json").dumps(dict(run.params), sort_keys=True),
+                **expansions,
             }
         )
         cfg = self.spec.config.executors[job.executor]

@@ -93,3 +93,49 @@ def unknown_in(template: str, params: Mapping[str, Any] | None, resources: int) 
 
 def _listed(params: Mapping[str, Any]) -> str:
     return ", ".join(sorted(params)) if params else "none"
+
+
+def substitute_shell(template: str, values: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """A shell command string with its placeholders as quoted parameter expansions, and the
+    environment that holds their values (`_TALON_V1`, `_TALON_V2`...).
+
+    Text put into the string would be read by the shell again: `shlex.quote` makes a value
+    one literal word where the placeholder stands unquoted, but inside double quotes its
+    quotes are literal and a `$(...)` in the value runs. A parameter expansion is never
+    read again, in any context. It is written `"${_TALON_V1}"` where the placeholder stands
+    unquoted (one word), `${_TALON_V1}` inside double quotes, and `'"${_TALON_V1}"'` inside
+    single quotes (which close around it). A placeholder inside a `$(...)` within double
+    quotes is taken as quoted: its value may be split into words there, but is never run."""
+    env: dict[str, str] = {}
+    names: dict[str, str] = {}
+    out: list[str] = []
+    state = ""  # "" outside quotes, "'" or '"' inside them
+    i, n = 0, len(template)
+    while i < n:
+        m = _PLACEHOLDER.match(template, i)
+        if m is not None:
+            name = m.group(1)
+            if name not in values:
+                known = ", ".join(sorted(k for k in values if not k.startswith("resources.")))
+                raise PlaceholderError(f"unknown placeholder ${{{name}}}; known: {known}")
+            var = names.get(name)
+            if var is None:
+                var = names[name] = f"_TALON_V{len(names) + 1}"
+                env[var] = values[name]
+            if state == '"':
+                out.append(f"${{{var}}}")  # (quoted already)
+            else:
+                expansion = f'"${{{var}}}"'
+                out.append(f"'{expansion}'" if state == "'" else expansion)
+            i = m.end()
+            continue
+        c = template[i]
+        if c == "\\" and state != "'" and i + 1 < n:
+            out.append(template[i : i + 2])  # an escaped character: no quote starts or ends
+            i += 2
+            continue
+        if c in "'\"" and state in ("", c):
+            state = "" if state == c else c
+        out.append(c)
+        i += 1
+    return "".join(out), env

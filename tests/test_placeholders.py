@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from talon.placeholders import PlaceholderError, substitute, values_for
+from talon.placeholders import PlaceholderError, substitute, substitute_shell, values_for
 
 VALUES = values_for(
     job="extract",
@@ -45,3 +46,45 @@ def test_unknown_placeholder() -> None:
 def test_quoting_round_trips() -> None:
     quoted = substitute("${params.quote}", VALUES, quote=True)
     assert shlex.split(quoted) == ['it\'s "here" $(id)']
+
+
+HOSTILE = "$(touch PWNED) `touch PWNED` a  b;\"q\"'s'\\"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'printf "[%s]" ${params.x}',  # unquoted: one word
+        'printf "[%s]" "${params.x}"',  # inside double quotes, where shlex.quote was no use
+        "printf '[%s]' '${params.x}'",  # inside single quotes
+        'printf "[%s]" "a\\"${params.x}"',  # after an escaped quote
+    ],
+)
+def test_a_value_reaches_the_shell_as_itself_in_every_context(
+    template: str, tmp_path: Path
+) -> None:
+    import os
+
+    command, env = substitute_shell(template, {"params.x": HOSTILE})
+    assert HOSTILE not in command  # the value is not in the text the shell reads
+    out = subprocess.run(
+        ["/bin/sh", "-c", command],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    prefix = 'a"' if 'a\\"' in template else ""
+    assert out == f"[{prefix}{HOSTILE}]"
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_value_used_twice_is_one_variable() -> None:
+    command, env = substitute_shell(
+        "echo ${params.x} ${job.name} ${params.x}", {"params.x": "1", "job.name": "j"}
+    )
+    assert command == 'echo "${_TALON_V1}" "${_TALON_V2}" "${_TALON_V1}"'
+    assert env == {"_TALON_V1": "1", "_TALON_V2": "j"}
+    with pytest.raises(PlaceholderError, match=r"\$\{params.y\}"):
+        substitute_shell("echo ${params.y}", {"params.x": "1"})

@@ -493,3 +493,20 @@ def test_item_states_are_the_jobs_words(tmp_path: Path, talon: Talon) -> None:
     assert (progress["done"], progress["total"]) == (2, 4)
     bad = talon(*args, "--item", "d=not a word")
     assert bad.code == 2 and "--item 'd=not a word'" in bad.err
+
+
+def test_a_param_inside_double_quotes_is_not_run(tmp_path: Path, talon: Talon) -> None:
+    # shlex.quote made a value one word only where the placeholder stood unquoted: inside
+    # double quotes a $(...) in a parameter ran.
+    jobs = (
+        """jobs:\n  f: {command: 'echo "P=${params.x}"; echo ${params.x}', trigger: external}\n"""
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    hostile = "$(touch PWNED1) `touch PWNED2` a  b"
+    run_id = talon(
+        "-C", str(root), "trigger", "f", "--param", f"x={hostile}", "--now", "2026-11-27T10:00:00Z"
+    ).out.strip()
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:00Z")
+    assert runs(root)[run_id]["state"] == "succeeded"
+    assert talon("-C", str(root), "log", run_id).out == f"P={hostile}\n{hostile}\n"
+    assert not list(root.rglob("PWNED*"))
