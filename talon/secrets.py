@@ -37,6 +37,10 @@ def resolve(
                 raise SecretError(
                     f"secret '{name}': cannot read {src.file}: {exc.strerror}"
                 ) from None
+            except UnicodeDecodeError as exc:  # (the message quotes no byte of the value)
+                raise SecretError(
+                    f"secret '{name}': {src.file} is not UTF-8 text (byte {exc.start})"
+                ) from None
         else:
             raise SecretError(f"secret '{name}' has neither env nor file")
     return out

@@ -152,6 +152,14 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
         for name, raw in _mapping(f.loaded.data.get("jobs")).items():
             if not isinstance(raw, dict) or not _NAME_RE.match(name):
                 continue  # the schema reports bad names and shapes
+            if name.endswith("\n"):  # (the schema's `$`, in Python, lets one through)
+                line, col = f.at(("jobs", name))
+                ld.problems.append(
+                    Problem(
+                        f.rel, line, col, f"job name {name!r} is not allowed: it ends in a newline"
+                    )
+                )
+                continue
             if name in first_seen:
                 other, _ = first_seen[name]
                 line, col = f.at(("jobs", name))

@@ -489,6 +489,13 @@ class FileStore:
         """A run file from an id or a path; raises StoreError when there is none."""
         as_path = Path(run_ref)
         if run_ref.endswith(RUN_SUFFIX) and as_path.is_file():
+            # Only a run file of this state directory: commands write to what they find.
+            resolved, root = as_path.resolve(), self.root.resolve()
+            inside = resolved.relative_to(root).parts if resolved.is_relative_to(root) else ()
+            if len(inside) != 3 or inside[0].startswith("."):
+                raise StoreError(
+                    f"{run_ref}: not a run file of {self.root} (state/<period>/<job>/<run>.json)"
+                )
             return as_path
         if "@" not in run_ref or "/" in run_ref:
             raise StoreError(f"no run '{run_ref}': give a run id (job@stamp) or a run file path")

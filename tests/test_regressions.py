@@ -510,3 +510,43 @@ def test_a_param_inside_double_quotes_is_not_run(tmp_path: Path, talon: Talon) -
     assert runs(root)[run_id]["state"] == "succeeded"
     assert talon("-C", str(root), "log", run_id).out == f"P={hostile}\n{hostile}\n"
     assert not list(root.rglob("PWNED*"))
+
+
+def test_a_run_path_outside_the_state_directory_is_refused(tmp_path: Path, talon: Talon) -> None:
+    # `cancel /elsewhere/evil.json` rewrote that file; show and log read it and its neighbour.
+    root = write_repo(tmp_path / "repo", {"schedule/a.yaml": "jobs:\n  f: {command: 'true'}\n"})
+    outside = tmp_path / "elsewhere" / "evil.json"
+    outside.parent.mkdir()
+    outside.write_text('{"id": "f@20261127T000000Z", "state": "running"}')
+    for command in ("cancel", "show", "log", "retry"):
+        result = talon("-C", str(root), command, str(outside))
+        assert result.code != 0 and "not a run file of" in result.err, (command, result)
+    assert outside.read_text() == '{"id": "f@20261127T000000Z", "state": "running"}'
+
+
+def test_a_job_name_ending_in_a_newline_is_refused(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(tmp_path, {"schedule/a.yaml": 'jobs:\n  "trail\\n": {command: "true"}\n'})
+    result = talon("-C", str(root), "validate")
+    assert result.code == 1
+    assert result.lines == [
+        "schedule/a.yaml:2:3: job name 'trail\\n' is not allowed: it ends in a newline"
+    ]
+
+
+def test_a_secret_file_that_is_not_text_fails_the_run_not_the_pass(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = "timezone: UTC\nsecrets:\n  tok: {file: tok.secret}\n"
+    jobs = "jobs:\n  s: {command: 'true', trigger: external, secrets: [tok]}\n"
+    jobs += "  t: {command: 'true', trigger: external}\n"
+    root = write_repo(tmp_path, {"talon.yaml": config, "schedule/a.yaml": jobs})
+    (root / "tok.secret").write_bytes(b"SECRETPART\xff\xfe")
+    monkeypatch.chdir(root)  # (the secret's path is relative to where Talon runs)
+    s_id = talon("-C", str(root), "trigger", "s", "--now", "2026-11-27T10:00:00Z").out.strip()
+    t_id = talon("-C", str(root), "trigger", "t", "--now", "2026-11-27T10:00:00Z").out.strip()
+    result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:00Z")
+    assert "Traceback" not in result.err
+    got = runs(root)
+    assert got[s_id]["state"] == "failed" and "not UTF-8" in got[s_id]["reason"]
+    assert "SECRETPART" not in json.dumps(got[s_id]) + result.out + result.err
+    assert got[t_id]["state"] == "succeeded"
