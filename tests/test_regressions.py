@@ -550,3 +550,31 @@ def test_a_secret_file_that_is_not_text_fails_the_run_not_the_pass(
     assert got[s_id]["state"] == "failed" and "not UTF-8" in got[s_id]["reason"]
     assert "SECRETPART" not in json.dumps(got[s_id]) + result.out + result.err
     assert got[t_id]["state"] == "succeeded"
+
+
+def test_a_cluster_job_script_is_the_owners_alone(tmp_path: Path) -> None:
+    # It exports the run's environment, secrets included, and was 0755 (Grid Engine, Slurm).
+    from talon.executors.base import Submission
+    from talon.executors.remote import write_job_script
+
+    sub = Submission(
+        run_id="j@20261127T000000Z",
+        job="j",
+        command="true",
+        env={"DB": "s3cret"},
+        log_path=tmp_path / "state" / "p" / "j" / "j@20261127T000000Z.log",
+        status_dir=tmp_path / "state" / ".talon" / "proc",
+    )
+    state_dir = tmp_path / "state" / ".talon" / "proc" / "sge-j"
+    state_dir.mkdir(parents=True)
+    (state_dir / "job.sh").write_text("old")
+    (state_dir / "job.sh").chmod(0o777)
+    old_umask = os.umask(0)
+    try:
+        script = write_job_script(
+            sub, state_dir, workdir=str(tmp_path), kill_grace_s=1, job_id_var="JOB_ID"
+        )
+    finally:
+        os.umask(old_umask)
+    assert script.stat().st_mode & 0o777 == 0o700
+    assert "s3cret" in script.read_text()  # (it must carry the value: the job needs it)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import shlex
 import signal
@@ -151,7 +152,7 @@ def write_job_script(
     for since in state_dir.glob("*-since"):
         since.unlink(missing_ok=True)
     script = state_dir / "job.sh"
-    script.write_text(
+    text = (
         wrapper_script(
             sub.command,
             state_dir=str(state_dir.resolve()),
@@ -162,10 +163,17 @@ def write_job_script(
             kill_grace_s=kill_grace_s,
             label=sub.run_id,
             job_id_var=job_id_var,
-        ),
-        encoding="utf-8",
-    )
-    script.chmod(0o755)
+        )
+    ).encode()
+    # The owner's alone from its first byte: it exports the run's environment, secrets too.
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
+    try:
+        os.fchmod(fd, 0o700)  # (an older one may have had other bits)
+        view = memoryview(text)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     return script
 
 
