@@ -254,8 +254,18 @@ def _relative_to_directory(args: argparse.Namespace) -> None:
             setattr(args, name, os.path.join(directory, ref))
 
 
+def _no_world_write() -> None:
+    """Nothing Talon creates is writable by others, whatever umask it was started with (a
+    cron or CI job may run with 000): a world-writable run file, status file or cached
+    configuration would let any local user change what Talon records or loads. Runs inherit
+    the mask; only the bit for others' writes is added."""
+    mask = os.umask(0o022)
+    os.umask(mask | 0o002)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _no_world_write()
     parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     _relative_to_directory(args)

@@ -578,3 +578,24 @@ def test_a_cluster_job_script_is_the_owners_alone(tmp_path: Path) -> None:
         os.umask(old_umask)
     assert script.stat().st_mode & 0o777 == 0o700
     assert "s3cret" in script.read_text()  # (it must carry the value: the job needs it)
+
+
+def test_nothing_talon_creates_is_world_writable_under_umask_000(tmp_path: Path) -> None:
+    import stat
+    import subprocess
+
+    repo = tmp_path / "repo"
+    jobs = "jobs:\n  f: {command: 'echo hi', trigger: external}\n"
+    script = f"""umask 000
+{sys.executable} -m talon init {repo} >/dev/null
+printf %s "{jobs}" > {repo}/schedule/example.yaml
+{sys.executable} -m talon -C {repo} trigger f --now 2026-11-27T10:00:00Z >/dev/null
+{sys.executable} -m talon -C {repo} reconcile --wait --now 2026-11-27T10:00:00Z >/dev/null
+{sys.executable} -m talon -C {repo} reconcile --now 2026-11-27T10:01:00Z >/dev/null
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALON_")}
+    subprocess.run(["/bin/sh", "-c", script], check=True, env=env)
+    made = [repo, *repo.rglob("*")]
+    assert len([p for p in made if p.suffix == ".json" and "state" in p.parts]) >= 1
+    writable = [p for p in made if stat.S_IMODE(p.lstat().st_mode) & 0o002]
+    assert writable == []
