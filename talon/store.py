@@ -30,6 +30,7 @@ docs/concurrency.md.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -430,6 +431,12 @@ class FileStore:
                 text = fh.read().decode("utf-8")
         except FileNotFoundError:
             raise
+        except IsADirectoryError:
+            # Someone's directory that happens to end in .json: not a run file, and not ours
+            # to move.
+            raise FileNotFoundError(
+                errno.ENOENT, "a directory, not a run file", str(path)
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise self._quarantine(path, f"cannot read: {exc}") from None
         try:

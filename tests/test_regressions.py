@@ -599,3 +599,19 @@ printf %s "{jobs}" > {repo}/schedule/example.yaml
     assert len([p for p in made if p.suffix == ".json" and "state" in p.parts]) >= 1
     writable = [p for p in made if stat.S_IMODE(p.lstat().st_mode) & 0o002]
     assert writable == []
+
+
+def test_a_directory_named_like_a_run_file_is_left_alone(tmp_path: Path, talon: Talon) -> None:
+    # status (read-only) renamed it .corrupt-... and exited 1.
+    jobs = "jobs:\n  hello: {command: 'true', trigger: '0 6 * * *', timezone: UTC}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    odd = root / "state" / "2026-11-27" / "hello" / "hello@20261127T050000Z.json"
+    odd.mkdir(parents=True)
+    for args in (
+        ("status", "--now", "2026-11-27T05:30:00Z"),
+        ("reconcile", "--now", "2026-11-27T05:30:00Z"),
+        ("fsck",),
+    ):
+        result = talon("-C", str(root), *args)
+        assert result.code == 0, (args, result.err)
+    assert odd.is_dir() and [p.name for p in odd.parent.iterdir()] == [odd.name]
