@@ -615,3 +615,17 @@ def test_a_directory_named_like_a_run_file_is_left_alone(tmp_path: Path, talon: 
         result = talon("-C", str(root), *args)
         assert result.code == 0, (args, result.err)
     assert odd.is_dir() and [p.name for p in odd.parent.iterdir()] == [odd.name]
+
+
+def test_init_into_a_git_checkout_and_onto_a_file(tmp_path: Path, talon: Talon) -> None:
+    # A checkout's own .gitignore made init refuse; a file in the way gave a traceback.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".gitignore").write_text("*.pyc")
+    assert talon("init", str(checkout)).code == 0
+    assert (checkout / ".gitignore").read_text() == "*.pyc\nstate/.talon/\n"
+    assert talon("-C", str(checkout), "validate").code == 0
+    assert talon("init", str(checkout)).code == 2  # (its talon.yaml is there now)
+    (tmp_path / "a-file").write_text("")
+    result = talon("init", str(tmp_path / "a-file"))
+    assert result.code == 2 and "exists and is not a directory" in result.err
