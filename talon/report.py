@@ -83,6 +83,15 @@ def record_progress(run_file: Path, progress: Mapping[str, Any], now: datetime) 
     return result
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\r\n]+")
+
+
+def valid_url(url: str) -> bool:
+    """An absolute URL: a scheme, a colon, then anything on one line (`https://…`, `s3://…`,
+    `file:///…`; a path with a space in it is let through, unencoded, as jobs write them)."""
+    return _URL.fullmatch(url) is not None
+
+
 def record_artifact(run_file: Path, url: str, name: str | None, now: datetime) -> Run:
     from dataclasses import replace
 

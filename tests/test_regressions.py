@@ -629,3 +629,18 @@ def test_init_into_a_git_checkout_and_onto_a_file(tmp_path: Path, talon: Talon) 
     (tmp_path / "a-file").write_text("")
     result = talon("init", str(tmp_path / "a-file"))
     assert result.code == 2 and "exists and is not a directory" in result.err
+
+
+def test_an_artifact_is_a_url(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  f: {command: 'true', trigger: external}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    run_id = talon("-C", str(root), "trigger", "f", "--now", "2026-11-27T10:00:00Z").out.strip()
+    bad = talon("-C", str(root), "artifact", "add", "not a url at all", "--run", run_id)
+    assert bad.code == 2 and "is not a URL" in bad.err
+    for url in ("https://example.test/r.pdf", "s3://bucket/key", "file:///data/my report.csv"):
+        assert talon("-C", str(root), "artifact", "add", url, "--run", run_id).code == 0
+    assert [a["url"] for a in runs(root)[run_id]["artifacts"]] == [
+        "https://example.test/r.pdf",
+        "s3://bucket/key",
+        "file:///data/my report.csv",
+    ]

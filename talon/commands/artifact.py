@@ -6,13 +6,18 @@ import argparse
 import os
 from collections.abc import Mapping
 
-from talon.cli import EXIT_OK, parse_now
+from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.commands.progress import locate_run
 from talon.markers import format_marker
-from talon.report import record_artifact
+from talon.report import record_artifact, valid_url
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    if not valid_url(args.url):
+        raise UsageError(
+            f"{args.url!r} is not a URL: give one with its scheme, e.g. https://host/report.pdf"
+            " or file:///data/out.csv"
+        )
     path = locate_run(args.run, args.directory, environ)
     if path is None:
         payload = {"url": args.url, **({"name": args.name} if args.name else {})}

@@ -146,6 +146,10 @@ class RunContext:
 
     def artifact(self, url: str, name: str | None = None) -> None:
         """Record a URL the run produced."""
+        from talon.report import valid_url
+
+        if not valid_url(url):
+            raise ValueError(f"artifact: {url!r} is not a URL (it has no scheme, like https:)")
         self._report("artifact", {"url": url, **({"name": name} if name else {})})
 
     def _report(self, kind: str, payload: dict[str, Any]) -> None:
