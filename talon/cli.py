@@ -25,8 +25,9 @@ class UsageError(Exception):
     """A mistake in how the command was called: exit 2 with the message."""
 
 
-def parse_now(text: str | None) -> datetime:
-    """The clock for this call: `--now` (ISO-8601, naive means UTC) or the system clock."""
+def parse_now(text: str | None, flag: str = "--now") -> datetime:
+    """The clock for this call: `--now` (ISO-8601, naive means UTC) or the system clock; a
+    time given by another `flag` (`--until`) is read the same way."""
     from datetime import UTC
 
     if text is None:
@@ -34,7 +35,7 @@ def parse_now(text: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--now: '{text}' is not an ISO-8601 date-time") from None
+        raise UsageError(f"{flag}: '{text}' is not an ISO-8601 date-time") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

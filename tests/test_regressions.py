@@ -644,3 +644,16 @@ def test_an_artifact_is_a_url(tmp_path: Path, talon: Talon) -> None:
         "s3://bucket/key",
         "file:///data/my report.csv",
     ]
+
+
+def test_small_messages_say_what_was_asked(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  f: {command: 'true', trigger: external}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    plan = talon("-C", str(root), "plan", "--until", "garbage")
+    assert plan.code == 2 and plan.err.startswith("talon plan: --until: 'garbage'")
+    assert talon("-C", str(root), "status", "--period", "once").out == "no runs in period once\n"
+    run_id = talon("-C", str(root), "trigger", "f", "--now", "2026-11-27T10:00:00Z").out.strip()
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:00Z")
+    cancel = talon("-C", str(root), "cancel", run_id, "--json")
+    assert cancel.code == 1 and f"{run_id} is succeeded already" in cancel.err
+    assert json.loads(cancel.out) == {"run": run_id, "state": "succeeded", "was": "succeeded"}

@@ -39,9 +39,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     old = before[-1]
     if old.state.terminal:
         print(
-            f"talon cancel: {old.id} has already {old.state.value}; nothing to cancel",
+            f"talon cancel: {old.id} is {old.state.value} already; nothing to cancel",
             file=sys.stderr,
         )
+        if args.json:  # (a script reads the outcome from stdout either way)
+            print(json.dumps({"run": old.id, "state": old.state.value, "was": old.state.value}))
         return EXIT_FAILED
     handle = (old.executor or {}).get("handle")
     if old.state is State.RUNNING and handle is None:

@@ -51,7 +51,7 @@ def simulate(
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
     repo = open_repo(args.directory, environ, readonly=True)
     now = parse_now(args.now)
-    until = parse_now(args.until) if args.until else None
+    until = parse_now(args.until, "--until") if args.until else None
     if until is not None and until < now:
         raise UsageError("--until is before --now")
     steps = simulate(repo, now, until)

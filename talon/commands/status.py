@@ -108,7 +108,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return code
     if not rows:
-        print("no runs in the current periods")
+        print(
+            f"no runs in period {args.period}" if args.period else "no runs in the current periods"
+        )
         return code
     table(
         ["JOB", "PERIOD", "RUN", "STATE", "PROGRESS", "STARTED", "DURATION", "REASON"],
