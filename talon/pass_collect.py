@@ -139,7 +139,7 @@ class Collecting(Submitting):
 
         new = self.write(run, back)
         if new.state is State.READY:
-            self.decide("ready", new, new.reason or "")
+            self.decide("ready", new, new.reason or "nothing holds it back")
 
     def _finish(self, run: Run, status: Status, sub: Submission | None = None) -> None:
         settled = settle(run, status, self.now, None)
@@ -212,6 +212,8 @@ class Collecting(Submitting):
             )
         action = {State.SUCCEEDED: "succeed", State.FAILED: "fail"}.get(new.state, new.state.value)
         why = new.history[-1].get("reason") if new.history else None
+        if self.dry_run and new.state is State.SUCCEEDED:
+            why = "assumed to succeed after its expected duration (plan)"
         self.decide(action, new, why or new.reason or "")
 
     def _markers(self, sub: Submission) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:

@@ -67,7 +67,9 @@ class Recording(Deferral):
             State.SKIPPED: "skip",
             State.FAILED: "fail",
         }.get(run.state, run.state.value)
-        self.decide(action, run, run.reason or "")
+        # (A ready run has no reason in its file; `plan` says why it moves all the same.)
+        ready = "nothing holds it back" if run.state is State.READY else ""
+        self.decide(action, run, run.reason or ready)
 
     def create(self, run: Run) -> bool:
         assert self.view is not None

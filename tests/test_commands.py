@@ -337,15 +337,15 @@ def test_plan_simulates_a_day_and_writes_nothing(tmp_path: Path, talon: Talon) -
     assert result.code == 0
     assert result.lines == [
         "2026-11-27T06:00:00+00:00  create   a@20261127T060000Z: cron trigger at 2026-11-27T06:00:00+00:00",
-        "2026-11-27T06:00:00+00:00  ready    a@20261127T060000Z",
+        "2026-11-27T06:00:00+00:00  ready    a@20261127T060000Z: nothing holds it back",
         "2026-11-27T06:00:00+00:00  dispatch a@20261127T060000Z: on local",
         # Dependants are created before their upstream is marked, so a crash between the two
         # cannot lose them.
         "2026-11-27T06:10:00+00:00  create   b@20261127T060000Z.after.a: a succeeded (a@20261127T060000Z)",
-        "2026-11-27T06:10:00+00:00  ready    b@20261127T060000Z.after.a",
-        "2026-11-27T06:10:00+00:00  succeed  a@20261127T060000Z",
+        "2026-11-27T06:10:00+00:00  ready    b@20261127T060000Z.after.a: nothing holds it back",
+        "2026-11-27T06:10:00+00:00  succeed  a@20261127T060000Z: assumed to succeed after its expected duration (plan)",
         "2026-11-27T06:10:00+00:00  dispatch b@20261127T060000Z.after.a: on local",
-        "2026-11-27T06:15:00+00:00  succeed  b@20261127T060000Z.after.a",
+        "2026-11-27T06:15:00+00:00  succeed  b@20261127T060000Z.after.a: assumed to succeed after its expected duration (plan)",
     ]
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before, "plan wrote files"
     now_only = talon("-C", str(root), "plan", "--now", "2026-11-27T00:00:00Z")

@@ -657,3 +657,18 @@ def test_small_messages_say_what_was_asked(tmp_path: Path, talon: Talon) -> None
     cancel = talon("-C", str(root), "cancel", run_id, "--json")
     assert cancel.code == 1 and f"{run_id} is succeeded already" in cancel.err
     assert json.loads(cancel.out) == {"run": run_id, "state": "succeeded", "was": "succeeded"}
+
+
+def test_plan_does_not_wait_a_day_for_a_run_of_unknown_length(tmp_path: Path, talon: Talon) -> None:
+    # Without an expected duration, the upstream was shown succeeding at the next trigger,
+    # a day later, and its dependant with it.
+    jobs = """jobs:
+  up: {command: 'true', trigger: '0 6 * * *'}
+  down: {command: 'true', trigger: '0 6 * * *', constraints: {after: [up]}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    out = talon(
+        "-C", str(root), "plan", "--now", "2026-03-09T05:00Z", "--until", "2026-03-09T12:00Z"
+    ).lines
+    assert "2026-03-09T06:00:00+00:00  ready    down@20260309T060000Z: nothing holds it back" in out
+    assert all(line.startswith("2026-03-09T06:00:00+00:00") for line in out)

@@ -18,8 +18,9 @@ def simulate(
 ) -> list[tuple[datetime, Decision]]:
     """Dry-run passes at `start` and at every due instant up to `until`, writing nothing.
 
-    Runs the plan starts are assumed to keep running (their outcome is unknown), so later
-    steps show what would be created, unblocked or skipped, not what would succeed.
+    A run the plan starts is assumed to succeed after its job's expected duration (the
+    `expected_duration`, else the median of its past successes, else at once), so later
+    steps show what its success would set off.
     """
     from talon.passes import Pass, PassView
 
@@ -40,8 +41,12 @@ def simulate(
             break
         due = [c.next_due for c in (book.cursor(j) for j in repo.spec.jobs) if c and c.next_due]
         assert view is not None
-        ends = [p.simulated_end(r) for r in view.open()]
-        later = [d for d in [*due, *(e for e in ends if e is not None)] if d > now]
+        ends = [e for e in (p.simulated_end(r) for r in view.open()) if e is not None]
+        # A run of no expected duration ends where it started: the next step is at the same
+        # instant (while steps there still decide something), not at the next trigger.
+        later = [d for d in due if d > now] + [
+            e for e in ends if e > now or (e == now and decisions)
+        ]
         if not later or min(later) > until:
             break
         now = min(later)
