@@ -255,6 +255,14 @@ def _relative_to_directory(args: argparse.Namespace) -> None:
             setattr(args, name, os.path.join(directory, ref))
 
 
+def _printable(message: str) -> str:
+    """A message with the control characters of what the user typed (a job name with an
+    escape sequence, a NUL) shown as escapes rather than sent to the terminal."""
+    return "".join(
+        c if c in "\n\t" or (c.isprintable() or c == " ") else repr(c)[1:-1] for c in message
+    )
+
+
 def _no_world_write() -> None:
     """Nothing Talon creates is writable by others, whatever umask it was started with (a
     cron or CI job may run with 000): a world-writable run file, status file or cached
@@ -275,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = module.run(args, environ=os.environ)
     except UsageError as exc:
-        print(f"talon {command}: {exc}", file=sys.stderr)
+        print(f"talon {command}: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
@@ -295,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return report_problems(command, exc)
         if isinstance(exc, StoreError):  # a damaged run file: named, moved aside, reported
-            print(f"talon {command}: {exc}", file=sys.stderr)
+            print(f"talon {command}: {_printable(str(exc))}", file=sys.stderr)
             return EXIT_FAILED
         raise
     return code

@@ -672,3 +672,13 @@ def test_plan_does_not_wait_a_day_for_a_run_of_unknown_length(tmp_path: Path, ta
     ).lines
     assert "2026-03-09T06:00:00+00:00  ready    down@20260309T060000Z: nothing holds it back" in out
     assert all(line.startswith("2026-03-09T06:00:00+00:00") for line in out)
+
+
+def test_control_characters_in_an_argument_are_not_sent_to_the_terminal(
+    tmp_path: Path, talon: Talon
+) -> None:
+    root = write_repo(tmp_path, {"schedule/a.yaml": "jobs:\n  f: {command: 'true'}\n"})
+    result = talon("-C", str(root), "trigger", "a\x1b[31mred\x00")
+    assert result.code == 2
+    assert "\x1b" not in result.err and "\x00" not in result.err
+    assert "no job 'a\\x1b[31mred\\x00'" in result.err
