@@ -7,15 +7,13 @@ and builds the frozen model. It never stops at the first problem.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from talon import schema
 from talon.discover import CONFIG_FILE, yaml_files
@@ -40,16 +38,16 @@ from talon.model import (
 )
 from talon.periods import PeriodType
 from talon.problems import Problem
-from talon.resources import candidates, leaves_of
+from talon.resources import leaves_of
+from talon.specchecks import check_names, check_placeholders, check_references
+from talon.specfile import File, Loader, items, mapping, text, unknown, valid_tz, whole
 from talon.triggers import (
-    AfterTrigger,
     DstPolicy,
-    ExternalTrigger,
     Trigger,
     TriggerSyntaxError,
     parse_trigger,
 )
-from talon.yamlfile import KeyPath, Loaded, YamlError, load_file
+from talon.yamlfile import KeyPath
 
 BUILTIN_CONSTRAINTS = frozenset(
     {"start_by", "after", "once_per_period", "max_running", "max_blocked"}
@@ -62,74 +60,9 @@ _NAME_RE = re.compile(JOB_NAME_PATTERN)
 _CRON_FIELD = re.compile(r"^[0-9*?,/\-]+$")
 
 
-# A value of the wrong type has been reported by the schema at its own place; the builders below
-# read it as absent instead of tripping over it, so one mistake is one located problem, never a
-# traceback, and a mistake in talon.yaml is not reported again at every job it reaches.
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-@overload
-def _whole(value: Any, default: int) -> int: ...
-@overload
-def _whole(value: Any, default: None = None) -> int | None: ...
-def _whole(value: Any, default: int | None = None) -> int | None:
-    # bool is an int to Python, not to the schema: `retries: yes` is not 1.
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-@dataclass
-class _File:
-    rel: str
-    loaded: Loaded
-
-    def at(self, path: KeyPath, *, value: bool = False) -> tuple[int, int]:
-        return self.loaded.position(path, value=value)
-
-    def problem(self, path: KeyPath, message: str, *, value: bool = False) -> Problem:
-        line, col = self.at(path, value=value)
-        return Problem(self.rel, line, col, message)
-
-
-@dataclass
-class _Loader:
-    root: Path
-    problems: list[Problem] = field(default_factory=list)
-
-    def rel(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
-
-    def load(self, path: Path, schema_name: str) -> _File | None:
-        rel = self.rel(path)
-        try:
-            loaded = load_file(path)
-        except YamlError as exc:
-            self.problems.append(Problem(rel, exc.line, exc.col, exc.message))
-            return None
-        if loaded.data is None:
-            loaded = Loaded({}, {}, {}, loaded.lines)
-        found = schema.check(schema_name, loaded, rel)
-        self.problems.extend(found)
-        f = _File(rel, loaded)
-        return None if found and not isinstance(loaded.data, dict) else f
-
-
 def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
     """Everything in the repository, or None when talon.yaml itself is unusable."""
-    ld = _Loader(root)
+    ld = Loader(root)
     cfg_file = ld.load(root / CONFIG_FILE, "talon")
     config = _build_config(ld, root, cfg_file)
     leaves: list[ResourceLeaf] = []
@@ -138,18 +71,18 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
         if f is not None and isinstance(f.loaded.data, dict):
             leaves.extend(leaves_of(path.stem, f.loaded.data))
     jobs: dict[str, Job] = {}
-    where: dict[str, _File] = {}
-    cfg_defaults = _mapping(_mapping(cfg_file.loaded.data).get("defaults")) if cfg_file else {}
+    where: dict[str, File] = {}
+    cfg_defaults = mapping(mapping(cfg_file.loaded.data).get("defaults")) if cfg_file else {}
     if cfg_file is not None:
         cfg_defaults = _checked_defaults(ld, cfg_file, cfg_defaults)
-    entries: list[tuple[_File, str, dict[str, Any]]] = []
-    first_seen: dict[str, tuple[_File, str]] = {}
+    entries: list[tuple[File, str, dict[str, Any]]] = []
+    first_seen: dict[str, tuple[File, str]] = {}
     for path in yaml_files(root / "schedule"):
         f = ld.load(path, "schedule")
         if f is None or not isinstance(f.loaded.data, dict):
             continue
-        file_defaults = _checked_defaults(ld, f, _mapping(f.loaded.data.get("defaults")))
-        for name, raw in _mapping(f.loaded.data.get("jobs")).items():
+        file_defaults = _checked_defaults(ld, f, mapping(f.loaded.data.get("defaults")))
+        for name, raw in mapping(f.loaded.data.get("jobs")).items():
             if not isinstance(raw, dict) or not _NAME_RE.match(name):
                 continue  # the schema reports bad names and shapes
             if name.endswith("\n"):  # (the schema's `$`, in Python, lets one through)
@@ -185,7 +118,7 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
             entries.append((f, name, _merge(cfg_defaults, file_defaults, raw)))
     names = set(first_seen)
     for f, name, merged in entries:
-        _check_names(ld, f, name, merged, names)
+        check_names(ld, f, name, merged, names)
         before = len(ld.problems)
         try:
             job = _build_job(ld, f, name, merged, config)
@@ -198,7 +131,7 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
             jobs[name] = job
             where[name] = f
     if config is not None:
-        _check_references(ld, config, jobs, where, leaves)
+        check_references(ld, config, jobs, where, leaves)
     problems = sorted(set(ld.problems))
     if config is None:
         return None, problems
@@ -218,12 +151,12 @@ def _merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checked_defaults(ld: _Loader, f: _File, defaults: dict[str, Any]) -> dict[str, Any]:
+def _checked_defaults(ld: Loader, f: File, defaults: dict[str, Any]) -> dict[str, Any]:
     """A file's `defaults`, with an unknown timezone reported once, where it is written, and
     left out: the jobs it would reach fall back to the one above it, instead of each
     reporting it at its own name."""
     tz = defaults.get("timezone")
-    if isinstance(tz, str) and not _valid_tz(tz):
+    if isinstance(tz, str) and not valid_tz(tz):
         ld.problems.append(
             f.problem(("defaults", "timezone"), f"unknown timezone '{tz}'", value=True)
         )
@@ -231,51 +164,49 @@ def _checked_defaults(ld: _Loader, f: _File, defaults: dict[str, Any]) -> dict[s
     return defaults
 
 
-def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
+def _build_config(ld: Loader, root: Path, f: File | None) -> Config | None:
     if f is None:
         if not (root / CONFIG_FILE).exists():
             ld.problems.append(
                 Problem(CONFIG_FILE, 0, 0, "missing: talon.yaml marks the repository root")
             )
         return None
-    data = _mapping(f.loaded.data)
+    data = mapping(f.loaded.data)
     tz = data.get("timezone", "UTC")
     if not isinstance(tz, str):
         tz = "UTC"  # not the jobs' problem: the schema has reported it here
-    elif not _valid_tz(tz):
+    elif not valid_tz(tz):
         ld.problems.append(f.problem(("timezone",), f"unknown timezone '{tz}'", value=True))
         tz = "UTC"
-    state = _mapping(data.get("state"))
+    state = mapping(data.get("state"))
     executors: dict[str, ExecutorConfig] = {
         n: ExecutorConfig(n, str(o["type"]), o) for n, o in BUILTIN_EXECUTORS.items()
     }
-    for name, opts in _mapping(data.get("executors")).items():
+    for name, opts in mapping(data.get("executors")).items():
         if isinstance(opts, dict) and isinstance(opts.get("type"), str):
             executors[name] = ExecutorConfig(name, opts["type"], dict(opts))
     secrets = {}
-    for name, src in _mapping(data.get("secrets")).items():
+    for name, src in mapping(data.get("secrets")).items():
         if isinstance(src, dict):
-            secrets[name] = SecretSource(
-                name, env=_text(src.get("env")), file=_text(src.get("file"))
-            )
+            secrets[name] = SecretSource(name, env=text(src.get("env")), file=text(src.get("file")))
     # A plugin whose target has the wrong type is still a known name: jobs that use it are fine.
     plugins = {
         name: str(target)
-        for name, target in _mapping(_mapping(data.get("plugins")).get("constraints")).items()
+        for name, target in mapping(mapping(data.get("plugins")).get("constraints")).items()
     }
-    default_exec = _text(_mapping(data.get("defaults")).get("executor")) or "local"
+    default_exec = text(mapping(data.get("defaults")).get("executor")) or "local"
     if default_exec not in executors:
         ld.problems.append(
             f.problem(
-                ("defaults", "executor"), _unknown("executor", default_exec, executors), value=True
+                ("defaults", "executor"), unknown("executor", default_exec, executors), value=True
             )
         )
     return Config(
         root=root,
         timezone=tz,
-        state_path=root / (_text(state.get("path")) or "state"),
-        lock_mode=_text(state.get("lock_mode")) or "flock",
-        state_type=_text(state.get("type")) or "files",
+        state_path=root / (text(state.get("path")) or "state"),
+        lock_mode=text(state.get("lock_mode")) or "flock",
+        state_type=text(state.get("type")) or "files",
         executors=executors,
         plugins=plugins,
         secrets=secrets,
@@ -283,23 +214,7 @@ def _build_config(ld: _Loader, root: Path, f: _File | None) -> Config | None:
     )
 
 
-def _valid_tz(name: str) -> bool:
-    from zoneinfo import ZoneInfo
-
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError, OSError):
-        return False
-    return True
-
-
-def _unknown(kind: str, name: str, known: Mapping[str, Any] | list[str]) -> str:
-    hint = difflib.get_close_matches(name, list(known), n=1)
-    did = f" (did you mean '{hint[0]}'?)" if hint else ""
-    return f"unknown {kind} '{name}'{did}"
-
-
-def _duration(ld: _Loader, f: _File, at: KeyPath, value: Any) -> float | None:
+def _duration(ld: Loader, f: File, at: KeyPath, value: Any) -> float | None:
     if not isinstance(value, str | int | float):
         return None  # absent, or a shape the schema has reported
     try:
@@ -315,7 +230,7 @@ def _duration(ld: _Loader, f: _File, at: KeyPath, value: Any) -> float | None:
         return None
 
 
-def _string_col(f: _File, at: KeyPath, offset: int) -> tuple[int, int]:
+def _string_col(f: File, at: KeyPath, offset: int) -> tuple[int, int]:
     """Column of character `offset` inside the string value at `at` (past an opening quote)."""
     line, col = f.at(at, value=True)
     lines = f.loaded.lines
@@ -328,7 +243,7 @@ def _string_col(f: _File, at: KeyPath, offset: int) -> tuple[int, int]:
     return line, col + offset
 
 
-def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | None:
+def _parse_trigger(ld: Loader, f: File, at: KeyPath, raw: Any) -> Trigger | None:
     if not isinstance(raw, str | dict):
         return None  # shapes the schema rejects are already reported
     try:
@@ -347,38 +262,8 @@ def _parse_trigger(ld: _Loader, f: _File, at: KeyPath, raw: Any) -> Trigger | No
     return None
 
 
-def _check_names(ld: _Loader, f: _File, name: str, d: Mapping[str, Any], names: set[str]) -> None:
-    """References to other jobs, checked against every defined name (valid or not)."""
-    base: KeyPath = ("jobs", name)
-    after = (
-        (d.get("constraints") or {}).get("after")
-        if isinstance(d.get("constraints"), dict)
-        else None
-    )
-    for i, item in enumerate(after if isinstance(after, list) else []):
-        target = item.get("job") if isinstance(item, dict) else item
-        if isinstance(target, str) and target not in names:
-            at = (*base, "constraints", "after", i)
-            ld.problems.append(
-                f.problem(at, f"after: {_unknown('job', target, sorted(names))}", value=True)
-            )
-    raw = d.get("trigger")
-    for i, trig in enumerate(raw if isinstance(raw, list) else [raw]):
-        if (
-            isinstance(trig, dict)
-            and isinstance(trig.get("after"), str)
-            and trig["after"] not in names
-        ):
-            at = (*base, "trigger", i) if isinstance(raw, list) else (*base, "trigger")
-            ld.problems.append(
-                f.problem(
-                    at, f"trigger: {_unknown('job', trig['after'], sorted(names))}", value=True
-                )
-            )
-
-
 def _build_job(
-    ld: _Loader, f: _File, name: str, d: dict[str, Any], config: Config | None
+    ld: Loader, f: File, name: str, d: dict[str, Any], config: Config | None
 ) -> Job | None:
     base: KeyPath = ("jobs", name)
     line, col = f.at(base)
@@ -391,13 +276,13 @@ def _build_job(
         command = d["command"]
     elif isinstance(d.get("command"), list):
         command = tuple(str(a) for a in d["command"])
-    tz = _text(d.get("timezone")) or (config.timezone if config else "UTC")
-    if not _valid_tz(tz):
+    tz = text(d.get("timezone")) or (config.timezone if config else "UTC")
+    if not valid_tz(tz):
         ld.problems.append(f.problem((*base, "timezone"), f"unknown timezone '{tz}'", value=True))
         tz = "UTC"
     period = d.get("period", "daily")
     ptype_raw, offset = (
-        (period.get("type", "daily"), _whole(period.get("offset"), 0))
+        (period.get("type", "daily"), whole(period.get("offset"), 0))
         if isinstance(period, dict)
         else (period, 0)
     )
@@ -413,18 +298,18 @@ def _build_job(
         t = _parse_trigger(ld, f, at, raw)
         if t is not None:
             triggers.append(t)
-    dst = _dst(_mapping(d.get("dst")))
+    dst = _dst(mapping(d.get("dst")))
     start = None
     if isinstance(d.get("start"), str):
         start = _parse_start(ld, f, (*base, "start"), d["start"], tz)
-    constraints = _build_constraints(ld, f, base, _mapping(d.get("constraints")), config)
+    constraints = _build_constraints(ld, f, base, mapping(d.get("constraints")), config)
     resources = tuple(
         _resource_request(r)
-        for r in _items(d.get("resources"))
+        for r in items(d.get("resources"))
         if isinstance(r, dict) and isinstance(r.get("select"), str)
     )
-    _check_placeholders(ld, f, base, d, triggers, sum(r.count for r in resources))
-    executor = _text(d.get("executor")) or (
+    check_placeholders(ld, f, base, d, triggers, sum(r.count for r in resources))
+    executor = text(d.get("executor")) or (
         "inprocess"
         if has_call and not has_cmd
         else (config.default_executor if config else "local")
@@ -437,7 +322,7 @@ def _build_job(
         name=name,
         source=Source(f.rel, line, col),
         command=command,
-        call=_text(d.get("call")),
+        call=text(d.get("call")),
         period_type=ptype,
         period_offset=int(offset),
         timezone=tz,
@@ -447,52 +332,22 @@ def _build_job(
         constraints=constraints,
         resources=resources,
         executor=executor,
-        host=_text(d.get("host")),
+        host=text(d.get("host")),
         poll_s=poll,
         timeout_s=timeout,
         expected_duration_s=expected,
-        retries=_whole(d.get("retries"), 0),
+        retries=whole(d.get("retries"), 0),
         catchup=Catchup(d["catchup"])
         if d.get("catchup") in ("none", "latest", "all")
         else Catchup.LATEST,
-        max_catchup=_whole(d.get("max_catchup"), DEFAULT_MAX_CATCHUP),
-        params=_mapping(d.get("params")),
-        env={str(k): str(v) for k, v in _mapping(d.get("env")).items()},
-        secrets=tuple(s for s in _items(d.get("secrets")) if isinstance(s, str)),
-        workdir=_text(d.get("workdir")),
-        description=_text(d.get("description")) or "",
+        max_catchup=whole(d.get("max_catchup"), DEFAULT_MAX_CATCHUP),
+        params=mapping(d.get("params")),
+        env={str(k): str(v) for k, v in mapping(d.get("env")).items()},
+        secrets=tuple(s for s in items(d.get("secrets")) if isinstance(s, str)),
+        workdir=text(d.get("workdir")),
+        description=text(d.get("description")) or "",
         hash=digest,
     )
-
-
-def _check_placeholders(
-    ld: _Loader,
-    f: _File,
-    base: KeyPath,
-    d: Mapping[str, Any],
-    triggers: list[Trigger],
-    granted: int,
-) -> None:
-    """Placeholders every run of the job would fail on (see placeholders.unknown_in). Runs
-    fired by a schedule or another job carry the job's own params only; a job triggered by
-    hand alone may be given any (`talon trigger --param`)."""
-    from talon.placeholders import unknown_in
-
-    fired = any(not isinstance(t, ExternalTrigger) for t in triggers)
-    params = _mapping(d.get("params")) if fired else None
-    templates: list[tuple[KeyPath, str]] = []
-    command = d.get("command")
-    if isinstance(command, str):
-        templates.append(((*base, "command"), command))
-    for i, arg in enumerate(_items(command)):
-        templates.append(((*base, "command", i), str(arg)))
-    for key, value in _mapping(d.get("env")).items():
-        templates.append(((*base, "env", key), str(value)))
-    if isinstance(d.get("host"), str):
-        templates.append(((*base, "host"), d["host"]))
-    for at, text in templates:
-        for message in unknown_in(text, params, granted):
-            ld.problems.append(f.problem(at, message, value=True))
 
 
 def _dst(raw: Mapping[str, Any]) -> DstPolicy:
@@ -506,18 +361,16 @@ def _dst(raw: Mapping[str, Any]) -> DstPolicy:
 
 def _resource_request(raw: Mapping[str, Any]) -> ResourceRequest:
     # Attributes are scalars: a mistyped `where` value would only add "matches no resource".
-    where = {
-        k: v for k, v in _mapping(raw.get("where")).items() if isinstance(v, str | int | float)
-    }
+    where = {k: v for k, v in mapping(raw.get("where")).items() if isinstance(v, str | int | float)}
     return ResourceRequest(
         select=str(raw["select"]),
         where=where,
-        count=_whole(raw.get("count"), 1),
-        slots=_whole(raw.get("slots"), 1),
+        count=whole(raw.get("count"), 1),
+        slots=whole(raw.get("slots"), 1),
     )
 
 
-def _parse_start(ld: _Loader, f: _File, at: KeyPath, raw: Any, tz: str) -> datetime | None:
+def _parse_start(ld: Loader, f: File, at: KeyPath, raw: Any, tz: str) -> datetime | None:
     from zoneinfo import ZoneInfo
 
     try:
@@ -533,14 +386,14 @@ def _parse_start(ld: _Loader, f: _File, at: KeyPath, raw: Any, tz: str) -> datet
 
 
 def _build_constraints(
-    ld: _Loader, f: _File, base: KeyPath, raw: Mapping[str, Any], config: Config | None
+    ld: Loader, f: File, base: KeyPath, raw: Mapping[str, Any], config: Config | None
 ) -> Constraints:
     at: KeyPath = (*base, "constraints")
     start_by = None
     sb = raw.get("start_by")
     if isinstance(sb, str | int | float) and not isinstance(sb, bool):
-        text = str(sb)
-        m = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+        clock = str(sb)
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", clock)
         if m and int(m[1]) < 24 and int(m[2]) < 60:
             start_by = StartBy(clock=time(int(m[1]), int(m[2])))
         else:
@@ -548,7 +401,7 @@ def _build_constraints(
             if secs is not None:
                 start_by = StartBy(after_s=secs)
     after: list[AfterDep] = []
-    for item in _items(raw.get("after")):
+    for item in items(raw.get("after")):
         dep = _after_dep(item)
         if dep is not None:
             after.append(dep)
@@ -558,7 +411,7 @@ def _build_constraints(
         if key in BUILTIN_CONSTRAINTS:
             continue
         if key not in known:
-            msg = _unknown("constraint", key, sorted(BUILTIN_CONSTRAINTS | set(known)))
+            msg = unknown("constraint", key, sorted(BUILTIN_CONSTRAINTS | set(known)))
             ld.problems.append(
                 f.problem(
                     (*at, key),
@@ -571,8 +424,8 @@ def _build_constraints(
         start_by=start_by,
         after=tuple(after),
         once_per_period=raw.get("once_per_period") is True,
-        max_running=_whole(raw.get("max_running")),
-        max_blocked=_whole(raw.get("max_blocked")),
+        max_running=whole(raw.get("max_running")),
+        max_blocked=whole(raw.get("max_blocked")),
         plugins=tuple(plugins),
     )
 
@@ -588,109 +441,3 @@ def _after_dep(item: Any) -> AfterDep | None:
     if period == "previous":
         return AfterDep(item["job"], "previous")
     return AfterDep(item["job"]) if period == "same" else None
-
-
-def _check_references(
-    ld: _Loader,
-    config: Config,
-    jobs: Mapping[str, Job],
-    where: Mapping[str, _File],
-    leaves: list[ResourceLeaf],
-) -> None:
-    for name, job in jobs.items():
-        f = where[name]
-        base: KeyPath = ("jobs", name)
-        if job.executor not in config.executors and job.executor != config.default_executor:
-            ld.problems.append(
-                f.problem(
-                    (*base, "executor"),
-                    _unknown("executor", job.executor, config.executors),
-                    value=True,
-                )
-            )
-        for secret in job.secrets:
-            if secret not in config.secrets:
-                ld.problems.append(
-                    f.problem(
-                        (*base, "secrets"), _unknown("secret", secret, config.secrets), value=True
-                    )
-                )
-        for i, req in enumerate(job.resources):
-            if not candidates(leaves, req):
-                where_txt = "".join(f", {k}={v}" for k, v in req.where.items())
-                ld.problems.append(
-                    f.problem(
-                        (*base, "resources", i),
-                        f"resources: selector '{req.select}'{where_txt} matches no resource",
-                        value=True,
-                    )
-                )
-            elif req.count > len(candidates(leaves, req)):
-                ld.problems.append(
-                    f.problem(
-                        (*base, "resources", i),
-                        f"resources: '{req.select}' asks for {req.count} "
-                        f"but only {len(candidates(leaves, req))} match",
-                        value=True,
-                    )
-                )
-    for cycle in _cycles(jobs):
-        first = jobs[cycle[0]]
-        steps = []
-        for a, b in zip(cycle, [*cycle[1:], cycle[0]], strict=True):
-            how = (
-                "waits for"
-                if any(d.job == b for d in jobs[a].constraints.after)
-                else "is triggered by"
-            )
-            steps.append(f"{a} {how} {b}")
-        ld.problems.append(
-            Problem(
-                first.source.path,
-                first.source.line,
-                first.source.col,
-                f"dependency cycle: {'; '.join(steps)}",
-            )
-        )
-
-
-def _edges(job: Job) -> Iterator[str]:
-    for dep in job.constraints.after:
-        if dep.period == "same":
-            yield dep.job
-    for trig in job.triggers:
-        if isinstance(trig, AfterTrigger):
-            yield trig.job
-
-
-def _cycles(jobs: Mapping[str, Job]) -> list[list[str]]:
-    """Each cycle once, found iteratively (a 10,000-deep chain must not hit the recursion limit).
-
-    An edge a -> b means a waits for b. An `after` on the *previous* period is not an edge: it
-    looks back in time, so it cannot deadlock.
-    """
-    graph = {name: sorted({d for d in _edges(job) if d in jobs}) for name, job in jobs.items()}
-    color: dict[str, int] = {}
-    cycles: list[list[str]] = []
-    for root in sorted(graph):
-        if color.get(root):
-            continue
-        stack: list[tuple[str, Iterator[str]]] = [(root, iter(graph[root]))]
-        on_path = [root]
-        color[root] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                color[node] = 2
-                stack.pop()
-                on_path.pop()
-                continue
-            state = color.get(nxt, 0)
-            if state == 1:
-                cycles.append(on_path[on_path.index(nxt) :])
-            elif state == 0:
-                color[nxt] = 1
-                on_path.append(nxt)
-                stack.append((nxt, iter(graph[nxt])))
-    return cycles
