@@ -268,7 +268,7 @@ def _no_world_write() -> None:
     cron or CI job may run with 000): a world-writable run file, status file or cached
     configuration would let any local user change what Talon records or loads. Runs inherit
     the mask; only the bit for others' writes is added."""
-    mask = os.umask(0o022)
+    mask = os.umask(0o777)  # (read by setting: stricter for that instant, never looser)
     os.umask(mask | 0o002)
 
 

@@ -218,6 +218,8 @@ class Collecting(Submitting):
 
     def _markers(self, sub: Submission) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
         """Progress and artifacts a job printed as marker lines (remote jobs report this way)."""
+        from talon.report import valid_url
+
         progress: dict[str, Any] | None = None
         artifacts: list[Mapping[str, Any]] = []
         try:
@@ -227,7 +229,7 @@ class Collecting(Submitting):
                         from talon.report import merge_progress
 
                         progress = merge_progress(progress, payload)
-                    else:
+                    elif valid_url(str(payload.get("url", ""))):  # (as `artifact add` asks)
                         artifacts.append(
                             {
                                 "url": payload.get("url"),

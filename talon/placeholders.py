@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 class PlaceholderError(ValueError):
@@ -102,22 +103,48 @@ def substitute_shell(template: str, values: Mapping[str, str]) -> tuple[str, dic
     Text put into the string would be read by the shell again: `shlex.quote` makes a value
     one literal word where the placeholder stands unquoted, but inside double quotes its
     quotes are literal and a `$(...)` in the value runs. A parameter expansion is never
-    read again, in any context. It is written `"${_TALON_V1}"` where the placeholder stands
+    read again by this shell. It is written `"${_TALON_V1}"` where the placeholder stands
     unquoted (one word), `${_TALON_V1}` inside double quotes, and `'"${_TALON_V1}"'` inside
-    single quotes (which close around it). A placeholder inside a `$(...)` within double
-    quotes is taken as quoted: its value may be split into words there, but is never run."""
+    single quotes (which close around it, so the value joins that quoted text literally). A
+    placeholder inside a `$(...)` within double quotes is taken as quoted: its value may be
+    split into words there, but is never run. Inside `$(( ))` the value must be an integer:
+    bash (a common /bin/sh elsewhere) evaluates a variable's text there as an expression.
+
+    What a program does with the text it is given is its own: single-quoted text handed to
+    another shell (`sh -c '... ${params.x}'`, `ssh host '...'`) is read by that shell, value
+    included. Such a script should read the value from its environment (`TALON_PARAMS`)."""
     env: dict[str, str] = {}
     names: dict[str, str] = {}
     out: list[str] = []
     state = ""  # "" outside quotes, "'" or '"' inside them
+    arith = 0  # how deep inside $(( )): bash evaluates a variable's text there, `a[$(cmd)]` too
     i, n = 0, len(template)
     while i < n:
+        if state != "'" and template.startswith("$((", i):
+            arith += 1
+            out.append("$((")
+            i += 3
+            continue
+        if arith and template.startswith("))", i):
+            arith -= 1
+            out.append("))")
+            i += 2
+            continue
         m = _PLACEHOLDER.match(template, i)
         if m is not None:
             name = m.group(1)
             if name not in values:
                 known = ", ".join(sorted(k for k in values if not k.startswith("resources.")))
                 raise PlaceholderError(f"unknown placeholder ${{{name}}}; known: {known}")
+            if arith:
+                if not _INTEGER.fullmatch(values[name]):
+                    raise PlaceholderError(
+                        f"${{{name}}} stands in an arithmetic expansion $(( )), and its value "
+                        f"{values[name]!r} is not an integer"
+                    )
+                out.append(values[name])  # (digits: nothing a shell could run)
+                i = m.end()
+                continue
             var = names.get(name)
             if var is None:
                 var = names[name] = f"_TALON_V{len(names) + 1}"

@@ -43,7 +43,7 @@ def merge_progress(current: Mapping[str, Any] | None, report: Mapping[str, Any])
         if total is None and current and current.get("kind") == "items":
             total = current.get("total")
         total = max(int(total), len(items)) if total is not None else len(items)
-        done = sum(1 for v in items.values() if v in _DONE)
+        done = sum(1 for v in items.values() if v.lower() in _DONE)
         return {"kind": "items", "items": items, "done": done, "total": total}
     percent = float(report.get("percent", 0))
     return {"kind": "percent", "percent": max(0.0, min(100.0, percent))}

@@ -32,8 +32,34 @@ def load_schema(name: str) -> dict[str, Any]:
 def _validator(name: str) -> Any:
     from jsonschema import Draft202012Validator
 
-    schema = load_schema(name)
+    schema = _python_anchors(load_schema(name))
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _python_anchors(node: Any) -> Any:
+    """The schema with each pattern's closing `$` made `\\Z`. The patterns are ECMA-262, where
+    `$` ends the text; Python's `re`, which jsonschema uses, also lets `$` match before a final
+    newline, so `"db\\n"` passed a name pattern (and a newline in a name became a line break
+    in an exported script). The files keep `$`, for editors."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                out[key] = _anchored(value)
+            elif key == "patternProperties" and isinstance(value, dict):
+                out[key] = {_anchored(k): _python_anchors(v) for k, v in value.items()}
+            else:
+                out[key] = _python_anchors(value)
+        return out
+    if isinstance(node, list):
+        return [_python_anchors(v) for v in node]
+    return node
+
+
+def _anchored(pattern: str) -> str:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
 
 
 def accepts(name: str, definition: str, value: Any) -> bool:
@@ -43,7 +69,7 @@ def accepts(name: str, definition: str, value: Any) -> bool:
     if validator is None:
         from jsonschema import Draft202012Validator
 
-        schema = load_schema(name)
+        schema = _python_anchors(load_schema(name))
         part = {"$defs": schema.get("$defs", {}), "$ref": f"#/$defs/{definition}"}
         validator = Draft202012Validator(part, format_checker=Draft202012Validator.FORMAT_CHECKER)
         _PART_VALIDATORS[(name, definition)] = validator
@@ -69,7 +95,9 @@ def check(name: str, loaded: Loaded, path: str) -> list[Problem]:
     best: dict[tuple[int, int, str], tuple[int, Problem]] = {}
     for rank, p in problems:
         head = p.message.split(";", 1)[0]
-        key = (p.line, p.col, head if "unknown key" in head else "")
+        # (The value's path too: parts merged in from elsewhere (`<<: *base`) share a place.)
+        where = head if "unknown key" in head else head.split(": ", 1)[0]
+        key = (p.line, p.col, where)
         known = best.get(key)
         if known is None or (rank, len(p.message)) < (known[0], len(known[1].message)):
             best[key] = (rank, p)
@@ -128,7 +156,7 @@ def _names_message(key: str, error: ValidationError) -> str:
     why = sub.get("patternErrorMessage") or (
         f"names must match {sub['pattern']}" if "pattern" in sub else error.message
     )
-    return f"name '{key}' is not allowed: {why}"
+    return f"name {key!r} is not allowed: {why}"  # (repr: a newline in it stays on the line)
 
 
 def _message(error: ValidationError) -> str:

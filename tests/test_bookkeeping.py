@@ -288,16 +288,16 @@ def test_without_syncfs_a_pass_falls_back_to_fsync_per_file(
         assert done.returncode == 0, done.stderr
     assert [line.split()[:2] for line in done.stdout.splitlines()] == [
         ["create", "a@20261127T060000Z:"],
-        ["ready", "a@20261127T060000Z"],
+        ["ready", "a@20261127T060000Z:"],
         ["create", "w@20261127T060000Z:"],
         ["block", "w@20261127T060000Z:"],
         ["dispatch", "a@20261127T060000Z:"],
         ["create", "b@20261127T060000Z.after.a:"],
-        ["ready", "b@20261127T060000Z.after.a"],
+        ["ready", "b@20261127T060000Z.after.a:"],
         ["succeed", "a@20261127T060000Z"],
         ["dispatch", "b@20261127T060000Z.after.a:"],
         ["succeed", "b@20261127T060000Z.after.a"],
-        ["ready", "w@20261127T060000Z"],
+        ["ready", "w@20261127T060000Z:"],
         ["dispatch", "w@20261127T060000Z:"],
         ["succeed", "w@20261127T060000Z"],
     ], done.stdout

@@ -88,3 +88,11 @@ def test_a_value_used_twice_is_one_variable() -> None:
     assert env == {"_TALON_V1": "1", "_TALON_V2": "j"}
     with pytest.raises(PlaceholderError, match=r"\$\{params.y\}"):
         substitute_shell("echo ${params.y}", {"params.x": "1"})
+
+
+def test_inside_arithmetic_only_an_integer_is_put() -> None:
+    # bash evaluates a variable's text inside $(( )): `a[$(touch P)]` ran there.
+    command, env = substitute_shell('echo "$(( ${params.n} + 1 ))" ${params.n}', {"params.n": "41"})
+    assert command == 'echo "$(( 41 + 1 ))" "${_TALON_V1}"' and env == {"_TALON_V1": "41"}
+    with pytest.raises(PlaceholderError, match="not an integer"):
+        substitute_shell("echo $(( ${params.n} + 1 ))", {"params.n": "a[$(touch P)]"})

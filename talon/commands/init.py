@@ -66,7 +66,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         raise UsageError(f"{target} exists and is not a directory") from None
     except OSError as exc:
         raise UsageError(f"cannot create {target}: {exc.strerror}") from None
-    for path in init(target):
+    try:
+        written = init(target)
+    except OSError as exc:  # (a .gitignore that is a directory, a file not ours to read)
+        raise UsageError(f"cannot write the repository into {target}: {exc}") from None
+    for path in written:
         print(f"wrote {path}")
     print(f"next: talon -C {target} validate && talon -C {target} plan")
     return EXIT_OK

@@ -86,14 +86,14 @@ def wrapper_script(
         'echo $$ > "$d/pid.tmp" 2>/dev/null && mv -f "$d/pid.tmp" "$d/pid"',
         *(
             [f'echo "${{{job_id_var}:-}}" > "$d/job_id" 2>/dev/null']
-            if job_id_var and _ENV_NAME.match(job_id_var)
+            if job_id_var and _ENV_NAME.fullmatch(job_id_var)
             else []
         ),
         # survive the TERM that cancel and the watchdog send to the whole group, to record rc
         "trap 'sig=1' TERM INT HUP",
     ]
     for name, value in env.items():
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"not a valid environment variable name: {name!r}")
         lines.append(f"export {name}={q(value)}")
     redirect = f"> {q(output)} 2>&1" if output is not None else "2>&1"
