@@ -198,3 +198,34 @@ def test_an_unknown_default_timezone_is_reported_where_it_is_written(
         "schedule/j.yaml:1:22: unknown timezone 'Venus/X'",
         "talon.yaml:2:22: unknown timezone 'Mars/Olympus'",
     ]
+
+
+def test_problems_of_two_values_merged_into_one_place_are_both_said(
+    tmp_path: Path, talon: Talon
+) -> None:
+    from tests.conftest import write_repo
+
+    jobs = "jobs:\n  b:\n    <<: {catchup: 5, timeout: abc}\n    command: 'true'\n"
+    result = talon("-C", str(write_repo(tmp_path, {_SCHED: jobs})), "validate")
+    assert [line.split(": ", 2)[1] for line in result.lines] == ["jobs.b.catchup", "jobs.b.timeout"]
+
+
+def test_a_name_ending_in_a_newline_is_refused_everywhere(tmp_path: Path, talon: Talon) -> None:
+    # Python's $ let a final newline through the schemas' name patterns; in an exported
+    # script it became `export DB` and a line `='s3cret'`, which the shell printed.
+    from tests.conftest import write_repo
+
+    root = write_repo(
+        tmp_path,
+        {
+            _CFG: 'timezone: UTC\nsecrets:\n  "db\\n": {env: X}\n',
+            _SCHED: 'jobs:\n  j:\n    command: "true"\n    env: {"FOO\\n": x}\n',
+        },
+    )
+    result = talon("-C", str(root), "validate")
+    assert result.code == 1
+    assert [line.split(": ", 1)[0] for line in result.lines] == [
+        "schedule/j.yaml:4:11",
+        "talon.yaml:3:3",
+    ]
+    assert all("\\n' is not allowed" in line for line in result.lines)
