@@ -66,12 +66,11 @@ def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
         return None
     trig_at = datetime.fromisoformat(run.trigger["at"]).astimezone(ZoneInfo(job.timezone))
     if sb.clock is not None:
-        deadline = trig_at.replace(
-            hour=sb.clock.hour, minute=sb.clock.minute, second=0, microsecond=0
-        )
-        # A fixed clock on the trigger's day; a deadline before the trigger means the next day.
-        if deadline < trig_at:
-            deadline += timedelta(days=1)
+        # The clock time on the trigger's day (SPEC), even when that is before the trigger: a
+        # run triggered at 10:00 with start_by 09:00 is late already. A time the day skips
+        # (spring forward) is the first instant after the gap, as for triggers; a repeated
+        # one is its first occurrence.
+        deadline = _on_day(trig_at, sb.clock.hour, sb.clock.minute, ZoneInfo(job.timezone))
     else:
         # Elapsed time, not wall time: across a DST change "3h" is three real hours.
         from datetime import UTC
@@ -81,6 +80,20 @@ def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
         local_now = now.astimezone(ZoneInfo(job.timezone)).strftime("%H:%M:%S")
         return Check("start_by", Verdict.FAIL, f"start_by {sb.describe()} passed at {local_now}")
     return Check("start_by", Verdict.PASS, f"start_by {sb.describe()} not yet reached")
+
+
+def _on_day(day: datetime, hour: int, minute: int, tz: ZoneInfo) -> datetime:
+    """`hour:minute` on the local day of `day`, as an aware instant in `tz`: the first
+    valid instant after the gap for a wall time that does not exist, the first occurrence
+    of one that happens twice."""
+    from datetime import UTC
+
+    from talon.periods import gap_end, wall_exists
+
+    wall = day.replace(hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None)
+    if not wall_exists(wall, tz):
+        return gap_end(wall, tz)
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
 
 
 def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
@@ -135,12 +148,24 @@ def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
 def check_once_per_period(run: Run, job: Job, view: StateView) -> Check | None:
     if not job.constraints.once_per_period:
         return None
-    for other in view.runs_in(run.period_key, job.name):
-        if other.id != run.id and other.state is State.SUCCEEDED:
+    others = [r for r in view.runs_in(run.period_key, job.name) if r.id != run.id]
+    for other in others:
+        if other.state is State.SUCCEEDED:
             return Check(
                 "once_per_period",
                 Verdict.CANCEL,
                 f"already succeeded in {run.period_key} ({other.id})",
+            )
+    # One at a time: a run started while another runs could be the period's second success.
+    # The older of two ready ones goes first; the younger waits for its outcome.
+    for other in others:
+        if other.state is State.RUNNING or (
+            other.state is State.READY and (other.created, other.id) < (run.created, run.id)
+        ):
+            return Check(
+                "once_per_period",
+                Verdict.BLOCK,
+                f"waiting for {other.id} to finish: once per period",
             )
     return Check("once_per_period", Verdict.PASS, f"no success yet in {run.period_key}")
 

@@ -98,6 +98,8 @@ def expected(history: str, timing: str, constraint: str) -> Case:
         state = State.SKIPPED
     elif constraint == "max_running" and history == "running":
         state = State.BLOCKED
+    elif constraint == "once_per_period" and history == "running":
+        state = State.BLOCKED  # one at a time: the running one may be the period's success
     elif constraint == "max_blocked" and history == "blocked":
         state = State.SKIPPED
     elif constraint == "after":

@@ -681,3 +681,46 @@ def test_control_characters_in_an_argument_are_not_sent_to_the_terminal(
     assert result.code == 2
     assert "\x1b" not in result.err and "\x00" not in result.err
     assert "no job 'a\\x1b[31mred\\x00'" in result.err
+
+
+def test_once_per_period_runs_one_at_a_time(tmp_path: Path, talon: Talon) -> None:
+    # Two runs triggered together both ran and both succeeded: "a second successful run in a
+    # period is skipped".
+    jobs = (
+        "jobs:\n  o: {command: 'true', trigger: external, constraints: {once_per_period: true}}\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    first = talon("-C", str(root), "trigger", "o", "--now", "2026-11-27T10:00:00Z").out.strip()
+    second = talon("-C", str(root), "trigger", "o", "--now", "2026-11-27T10:00:00Z").out.strip()
+    talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:00Z")
+    got = runs(root)
+    assert got[first]["state"] == "succeeded"
+    assert got[second]["state"] == "skipped"
+    assert got[second]["reason"].startswith("already succeeded in 2026-11-27")
+
+
+@pytest.mark.parametrize(
+    ("start_by", "trigger_at", "now", "state"),
+    [
+        # On the trigger's day, even before the trigger: late already.
+        ("09:00", "2026-11-27T15:00:00Z", "2026-11-27T15:00:00Z", "failed"),  # 10:00 EST
+        # A clock time the day skips is the first instant after the gap: 03:00 EDT.
+        ("02:30", "2026-03-08T06:00:00Z", "2026-03-08T07:15:00Z", "failed"),
+        ("02:30", "2026-03-08T06:00:00Z", "2026-03-08T06:59:00Z", "blocked"),
+    ],
+)
+def test_start_by_is_a_clock_time_on_the_triggers_day(
+    tmp_path: Path, talon: Talon, start_by: str, trigger_at: str, now: str, state: str
+) -> None:
+    jobs = f"""jobs:
+  u: {{command: 'true', trigger: external}}
+  j:
+    command: 'true'
+    trigger: external
+    timezone: America/New_York
+    constraints: {{start_by: '{start_by}', after: [u]}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    run_id = talon("-C", str(root), "trigger", "j", "--now", trigger_at).out.strip()
+    talon("-C", str(root), "reconcile", "--now", now)
+    assert runs(root)[run_id]["state"] == state
