@@ -74,6 +74,14 @@ def first_cursor(job: Job, now: datetime) -> Cursor:
 _BEFORE_START = timedelta(seconds=1)
 
 
+def fires_from(job: Job, now: datetime) -> datetime:
+    """Where to look for a job's next fire from (`talon next`, `explain`): now, or, while
+    its `start:` is still ahead, just before it, as a pass will."""
+    if job.start is not None and job.start > now:
+        return job.start.astimezone(UTC) - _BEFORE_START
+    return now
+
+
 def refresh_cursor(job: Job, at: datetime) -> Cursor:
     tz = ZoneInfo(job.timezone)
     fire = next_fire(job.triggers, at, tz, job.dst) if is_timed(job.triggers) else None

@@ -724,3 +724,13 @@ def test_start_by_is_a_clock_time_on_the_triggers_day(
     run_id = talon("-C", str(root), "trigger", "j", "--now", trigger_at).out.strip()
     talon("-C", str(root), "reconcile", "--now", now)
     assert runs(root)[run_id]["state"] == state
+
+
+def test_next_and_explain_wait_for_a_start_ahead(tmp_path: Path, talon: Talon) -> None:
+    # They listed fires from now, which reconcile (rightly) does not fire before `start:`.
+    jobs = "jobs:\n  j: {command: 'true', trigger: '0 6 * * *', start: '2027-01-05T06:00:00Z'}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    got = talon("-C", str(root), "next", "j", "--count", "2", "--now", "2026-11-27T00:00:00Z")
+    assert got.lines == ["2027-01-05T06:00:00+00:00", "2027-01-06T06:00:00+00:00"]
+    explained = talon("-C", str(root), "explain", "j", "--json", "--now", "2026-11-27T00:00:00Z")
+    assert json.loads(explained.out)["next_trigger"] == "2027-01-05T06:00:00+00:00"

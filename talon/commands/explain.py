@@ -56,7 +56,7 @@ def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
 
 
 def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
-    from talon.plan import period_for
+    from talon.plan import fires_from, period_for
 
     job = repo.job(name)
     period = period_for(job, now)
@@ -70,7 +70,7 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
     ]
     runs.sort(key=lambda r: (r.created, r.attempt, r.id))
     fire = (
-        next_fire(job.triggers, now, ZoneInfo(job.timezone), job.dst)
+        next_fire(job.triggers, fires_from(job, now), ZoneInfo(job.timezone), job.dst)
         if is_timed(job.triggers)
         else None
     )

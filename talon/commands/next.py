@@ -27,7 +27,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     tz = ZoneInfo(job.timezone)
     fires: list[Fire] = []
     if is_timed(job.triggers):
-        at = now
+        from talon.plan import fires_from
+
+        at = fires_from(job, now)
         while len(fires) < args.count:
             fire = next_fire(job.triggers, at, tz, job.dst)
             if fire is None:
