@@ -8,6 +8,7 @@ from talon import bookkeeping
 from talon.model import Job, Spec
 from talon.pass_recording import Recording
 from talon.plan import (
+    MISSED_COUNT_CAP,
     Decision,
     due_fires,
     first_cursor,
@@ -71,7 +72,7 @@ class Firing(Recording):
                 latest = cursor.cursor  # (a `start:` still ahead is no pass the clock went back on)
             if cursor.next_due is None or cursor.next_due > self.now:
                 continue
-            keep, dropped, advanced = due_fires(job, cursor, self.now)
+            keep, dropped, advanced, unseen = due_fires(job, cursor, self.now)
             for fire in keep:
                 late = self.now - fire.at
                 kind = "catchup" if late.total_seconds() > 300 else _trigger_kind(job)
@@ -89,13 +90,15 @@ class Firing(Recording):
                 .joinpath(f"{run_id_for(name, f.at)}.json")
                 .exists()
             ]
-            if dropped:
+            if dropped or unseen:
+                count = len(dropped) + unseen
+                many = f"more than {count - 1:,}" if unseen > MISSED_COUNT_CAP else str(count)
                 self.decisions.append(
                     Decision(
                         "missed",
                         name,
                         name,
-                        f"{len(dropped)} missed trigger(s) not run (catchup: {job.catchup.value})",
+                        f"{many} missed trigger(s) not run (catchup: {job.catchup.value})",
                     )
                 )
             self.book.set_cursor(name, advanced)

@@ -88,14 +88,30 @@ def refresh_cursor(job: Job, at: datetime) -> Cursor:
     return Cursor(job.hash, at, fire.at if fire else None)
 
 
-def due_fires(job: Job, cursor: Cursor, now: datetime) -> tuple[list[Fire], list[Fire], Cursor]:
-    """(fires to create runs for, fires dropped by the catchup policy, the advanced cursor)."""
+MISSED_COUNT_CAP = 10_000  # how far missed fires are counted one by one
+
+
+def due_fires(
+    job: Job, cursor: Cursor, now: datetime
+) -> tuple[list[Fire], list[Fire], Cursor, int]:
+    """(fires to create runs for, fires dropped by the catchup policy, the advanced cursor,
+    how many older fires were missed and not even looked at: up to MISSED_COUNT_CAP + 1)."""
     if cursor.next_due is None or cursor.next_due > now:
-        return [], [], cursor
+        return [], [], cursor, 0
     fires = _recent_fires(job, cursor.cursor, now, max(job.max_catchup, 1))
     advanced = refresh_cursor(job, now)
     if not fires:
-        return [], [], advanced
+        return [], [], advanced, 0
+    # Only the newest fires were fetched (a job down for a year must not enumerate its
+    # minutes); the older ones are counted, to a cap, so that "missed" says how many.
+    older = fires_between(
+        job.triggers,
+        cursor.cursor,
+        fires[0].at - timedelta(microseconds=1),
+        ZoneInfo(job.timezone),
+        job.dst,
+        limit=MISSED_COUNT_CAP + 1,
+    )
     newest = fires[-1]
     on_time = [f for f in fires if now - f.at <= ON_TIME_GRACE]
     if job.catchup is Catchup.ALL:
@@ -107,7 +123,7 @@ def due_fires(job: Job, cursor: Cursor, now: datetime) -> tuple[list[Fire], list
     else:
         keep = on_time
     dropped = [f for f in fires if f not in keep]
-    return keep, dropped, advanced
+    return keep, dropped, advanced, len(older)
 
 
 def _recent_fires(job: Job, since: datetime, now: datetime, want: int) -> list[Fire]:

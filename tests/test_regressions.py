@@ -734,3 +734,19 @@ def test_next_and_explain_wait_for_a_start_ahead(tmp_path: Path, talon: Talon) -
     assert got.lines == ["2027-01-05T06:00:00+00:00", "2027-01-06T06:00:00+00:00"]
     explained = talon("-C", str(root), "explain", "j", "--json", "--now", "2026-11-27T00:00:00Z")
     assert json.loads(explained.out)["next_trigger"] == "2027-01-05T06:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("catchup", "created", "missed"),
+    [("latest", 1, 168), ("none", 0, 169), ("all", 100, 69)],
+)
+def test_missed_says_how_many_were_missed(
+    tmp_path: Path, talon: Talon, catchup: str, created: int, missed: int
+) -> None:
+    # It counted only the fires it had looked at: 99 of 168, and none beyond max_catchup.
+    jobs = f"jobs:\n  h: {{command: 'true', trigger: '0 * * * *', catchup: {catchup}}}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-20T00:30:00Z")  # first seen
+    out = talon("-C", str(root), "reconcile", "--now", "2026-11-27T01:30:00Z").out
+    assert f"missed   h: {missed} missed trigger(s) not run (catchup: {catchup})" in out
+    assert len(runs(root)) == created

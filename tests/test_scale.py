@@ -55,7 +55,7 @@ def test_ten_thousand_jobs_validate_and_reconcile(tmp_path: Path) -> None:
     assert_clean(noop)
     assert noop.stdout == ""
     # Every job is known and none is due before tomorrow's 06:00.
-    nxt = talon(root, "next", "job09999", "--count", "1")
+    nxt = talon(root, "next", "job09999", "--count", "1", "--now", NOOP)
     assert_clean(nxt)
     assert nxt.stdout.strip().startswith("2026-11-28T06:00:00")
 
