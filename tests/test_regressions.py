@@ -750,3 +750,17 @@ def test_missed_says_how_many_were_missed(
     out = talon("-C", str(root), "reconcile", "--now", "2026-11-27T01:30:00Z").out
     assert f"missed   h: {missed} missed trigger(s) not run (catchup: {catchup})" in out
     assert len(runs(root)) == created
+
+
+def test_a_deadline_at_now_has_not_passed(tmp_path: Path, talon: Talon) -> None:
+    # reconcile --now T ran its pass a few milliseconds after T, where plan ran it at T.
+    jobs = """jobs:
+  u: {command: 'true', trigger: external}
+  j: {command: 'true', trigger: external, constraints: {start_by: '09:00', after: [u]}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    run_id = talon("-C", str(root), "trigger", "j", "--now", "2026-11-27T08:00:00Z").out.strip()
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T09:00:00Z")
+    assert runs(root)[run_id]["state"] == "blocked"
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T09:00:01Z")
+    assert runs(root)[run_id]["state"] == "failed"

@@ -133,14 +133,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     from talon.repo import open_repo
 
     repo = open_repo(args.directory, environ)
-    started = time.monotonic()
     all_decisions: list[Decision] = []
     wake: int | None = None
-
-    def clock() -> datetime:
-        if fixed_now is not None:
-            return fixed_now + timedelta(seconds=time.monotonic() - started)
-        return parse_now(None)
+    clock = _Clock(fixed_now)
 
     with contextlib.ExitStack() as stack:
         if args.wait:
@@ -183,11 +178,32 @@ def _checkpoint(repo: Repo) -> None:
             prune_shared_status(repo.store.book / "proc", named, current=None, others=False)
 
 
+class _Clock:
+    """The clock of a reconcile: the system's, or with `--now T` exactly T for the first pass
+    (a deadline at T has not passed at T), then T plus the real time since that pass, so that
+    the runs a `--wait` waits for take the time they take."""
+
+    def __init__(self, fixed: datetime | None) -> None:
+        self.fixed = fixed
+        self.since: float | None = None
+
+    def __call__(self) -> datetime:
+        if self.fixed is None:
+            return parse_now(None)
+        if self.since is None:
+            return self.fixed
+        return self.fixed + timedelta(seconds=time.monotonic() - self.since)
+
+    def run_on(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+
+
 def _loop(
     args: argparse.Namespace,
     repo: Repo,
     environ: Mapping[str, str],
-    clock: Callable[[], datetime],
+    clock: _Clock,
     wake: int | None,
     all_decisions: list[Decision],
 ) -> bool:
@@ -235,6 +251,7 @@ def _loop(
                 deferred=deferred,
                 carry=carry,
             )
+            clock.run_on()
             for problem in problems:
                 print(f"talon reconcile: {problem}", file=sys.stderr)
             all_decisions.extend(decisions)
