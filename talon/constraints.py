@@ -64,6 +64,9 @@ def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
     sb = job.constraints.start_by
     if sb is None:
         return None
+    if run.trigger.get("type") == "backfill":
+        # Made for a past period on purpose, and late by design.
+        return Check("start_by", Verdict.PASS, "start_by does not apply to a backfill")
     trig_at = datetime.fromisoformat(run.trigger["at"]).astimezone(ZoneInfo(job.timezone))
     if sb.clock is not None:
         # The clock time on the trigger's day (SPEC), even when that is before the trigger: a
@@ -112,6 +115,10 @@ def check_after(run: Run, job: Job, spec: Spec, view: StateView) -> list[Check]:
             )
             continue
         latest = runs[-1]
+        if upstream.constraints.once_per_period:
+            # Its period's success is final: a later run of it is skipped for that success,
+            # and is no reason to wait, or to be cancelled.
+            latest = next((r for r in reversed(runs) if r.state is State.SUCCEEDED), latest)
         if latest.state is State.SUCCEEDED:
             out.append(Check(name, Verdict.PASS, f"{dep.job} succeeded in {period.key}"))
         elif latest.state is State.FAILED:

@@ -11,6 +11,7 @@ from talon.plan import (
     MISSED_COUNT_CAP,
     Decision,
     due_fires,
+    fires_from,
     first_cursor,
     period_for,
     refresh_cursor,
@@ -64,7 +65,8 @@ class Firing(Recording):
                 cursor = first_cursor(job, self.now)
                 self.book.set_cursor(name, cursor)
             elif cursor.hash != job.hash:
-                cursor = refresh_cursor(job, cursor.cursor)
+                # A changed job keeps its place, unless it gained a `start:` beyond it.
+                cursor = refresh_cursor(job, max(cursor.cursor, fires_from(job, cursor.cursor)))
                 self.book.set_cursor(name, cursor)
             if (latest is None or cursor.cursor > latest) and (
                 job.start is None or cursor.cursor >= job.start

@@ -764,3 +764,40 @@ def test_a_deadline_at_now_has_not_passed(tmp_path: Path, talon: Talon) -> None:
     assert runs(root)[run_id]["state"] == "blocked"
     talon("-C", str(root), "reconcile", "--now", "2026-11-27T09:00:01Z")
     assert runs(root)[run_id]["state"] == "failed"
+
+
+def test_a_skip_by_once_per_period_does_not_cancel_dependants(tmp_path: Path, talon: Talon) -> None:
+    jobs = """jobs:
+  j: {command: 'true', trigger: external, constraints: {once_per_period: true}}
+  d: {command: 'true', trigger: external, constraints: {after: [j]}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    now = "2026-11-27T10:00:00Z"
+    for job in ("j", "j", "d"):
+        talon("-C", str(root), "trigger", job, "--now", now)
+    talon("-C", str(root), "reconcile", "--wait", "--now", now)
+    states = sorted((r["job"], r["state"]) for r in runs(root).values())
+    assert states == [("d", "succeeded"), ("j", "skipped"), ("j", "succeeded")]
+
+
+def test_start_by_does_not_fail_a_backfill(tmp_path: Path, talon: Talon) -> None:
+    jobs = "jobs:\n  b: {command: 'true', trigger: '0 6 * * *', constraints: {start_by: '09:00'}}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    now = "2026-11-27T10:00:00Z"
+    talon(
+        "-C", str(root), "backfill", "b", "--from", "2026-11-20", "--to", "2026-11-21", "--now", now
+    )
+    talon("-C", str(root), "reconcile", "--wait", "--now", now)
+    backfilled = [r for r in runs(root).values() if r["trigger"]["type"] == "backfill"]
+    assert [r["state"] for r in backfilled] == ["succeeded", "succeeded"]
+
+
+def test_a_start_given_to_a_job_already_seen_holds_it(tmp_path: Path, talon: Talon) -> None:
+    job = "jobs:\n  j: {command: 'true', trigger: '0 6 * * *'%s}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": job % ""})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-26T12:00:00Z")
+    (root / "schedule" / "a.yaml").write_text(job % ", start: '2026-12-05T00:00:00Z'")
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T07:00:00Z")
+    assert runs(root) == {}
+    talon("-C", str(root), "reconcile", "--now", "2026-12-05T06:30:00Z")
+    assert list(runs(root)) == ["j@20261205T060000Z"]
