@@ -33,10 +33,11 @@ _HOST = os.uname().nodename  # socket.gethostname(), without importing socket (1
 class Dispatching(Checking, Collecting):
     """Dispatching ready runs."""
 
-    def dispatch(self) -> None:
+    def dispatch(self, round_: int = 0) -> None:
         assert self.view is not None
         if not self.view.ready:
             return
+        failed: set[str] = set()  # jobs a run of which failed to start in this round
         ready = sorted(self.view.ready.values(), key=lambda r: (r.created, r.id))
         running = list(self.view.running.values())
         per_executor: dict[str, int] = {}
@@ -69,6 +70,8 @@ class Dispatching(Checking, Collecting):
                 self._wait(run, grants)
                 continue
             start = self._mark(run, job, grants)
+            if start is None and self._failed(run):
+                failed.add(job.name)
             if start is not None:
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
                 for grant in grants:
@@ -81,10 +84,31 @@ class Dispatching(Checking, Collecting):
                     self._finish_ends()
                     self.store.sync()
                     crash_point("dispatch.after_intent")
-                    self._submit(start)
+                    if not self._submit(start) and self._failed(start.marked):
+                        failed.add(job.name)
         self._write_held()  # ready runs not started now: waiting for an executor or resources
-        if not starts:
-            return
+        if starts:
+            self._start_all(starts, failed)
+        if failed and round_ < _ROUNDS:
+            self._after_failures(failed, round_)
+
+    def _after_failures(self, failed: set[str], round_: int) -> None:
+        """A run that failed to start may have held others of its job back (once_per_period
+        holds the younger of two ready runs): check those again, and start what is ready now,
+        in this pass. The next pass might not come: a `--wait` with nothing ready or running
+        ends."""
+        assert self.view is not None
+        held = [
+            r
+            for name in sorted(failed)
+            for r in self.view.open_runs(name)
+            if r.state is State.BLOCKED
+        ]
+        for run in held:
+            self.check_one(run)
+        self.dispatch(round_ + 1)
+
+    def _start_all(self, starts: list[Start], failed: set[str]) -> None:
         if not self.dry_run:
             # Group commit: every intent (and whatever led to it) durable with one sync, then
             # the starts. A run refused or failing to start releases nothing the others took:
@@ -94,7 +118,13 @@ class Dispatching(Checking, Collecting):
                 self.store.sync()
             crash_point("dispatch.after_intent")
         for start in starts:
-            self._submit(start)
+            if not self._submit(start) and self._failed(start.marked):
+                failed.add(start.job.name)
+
+    def _failed(self, run: Run) -> bool:
+        """Whether `run` failed in this pass, as the view has it now (not sent back to wait)."""
+        assert self.view is not None
+        return self.view.overlay.get(run.relpath, run).state is State.FAILED
 
     def _wait(self, run: Run, reason: str) -> None:
         def change(current: Run) -> Run | None:
@@ -287,6 +317,10 @@ class Dispatching(Checking, Collecting):
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+# Rounds of dispatch in one pass after runs failed to start (each can free others).
+_ROUNDS = 3
 
 
 @dataclass

@@ -801,3 +801,19 @@ def test_a_start_given_to_a_job_already_seen_holds_it(tmp_path: Path, talon: Tal
     assert runs(root) == {}
     talon("-C", str(root), "reconcile", "--now", "2026-12-05T06:30:00Z")
     assert list(runs(root)) == ["j@20261205T060000Z"]
+
+
+def test_a_run_failing_to_start_lets_the_one_it_held_back_run(tmp_path: Path, talon: Talon) -> None:
+    # once_per_period held the younger run back while the older was ready; the older failed
+    # at dispatch (no such param), and the --wait ended with the younger blocked.
+    jobs = """jobs:
+  o: {command: 'echo ${params.x}', trigger: external, constraints: {once_per_period: true}}
+"""
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    now = "2026-11-27T10:00:00Z"
+    first = talon("-C", str(root), "trigger", "o", "--now", now).out.strip()
+    second = talon("-C", str(root), "trigger", "o", "--param", "x=1", "--now", now).out.strip()
+    talon("-C", str(root), "reconcile", "--wait", "--now", now)
+    got = runs(root)
+    assert got[first]["state"] == "failed" and "params.x" in got[first]["reason"]
+    assert got[second]["state"] == "succeeded"
