@@ -139,7 +139,7 @@ class Collecting(Submitting):
 
         new = self.write(run, back)
         if new.state is State.READY:
-            self.decide("ready", new, new.reason or "nothing holds it back")
+            self._decide_state(new)
 
     def _finish(self, run: Run, status: Status, sub: Submission | None = None) -> None:
         settled = settle(run, status, self.now, None)

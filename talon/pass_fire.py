@@ -66,7 +66,7 @@ class Firing(Recording):
                 self.book.set_cursor(name, cursor)
             elif cursor.hash != job.hash:
                 # A changed job keeps its place, unless it gained a `start:` beyond it.
-                cursor = refresh_cursor(job, max(cursor.cursor, fires_from(job, cursor.cursor)))
+                cursor = refresh_cursor(job, fires_from(job, cursor.cursor))
                 self.book.set_cursor(name, cursor)
             if (latest is None or cursor.cursor > latest) and (
                 job.start is None or cursor.cursor >= job.start

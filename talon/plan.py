@@ -66,19 +66,19 @@ def first_cursor(job: Job, now: datetime) -> Cursor:
     (cursor, now]: the cursor goes a second before the start, so that a trigger at exactly
     the start fires. Triggers fire on whole seconds at the finest (cron's seconds field), so
     that second holds no other fire; and a whole second survives the cursor's ISO text."""
-    start = job.start if job.start is not None else now
+    return refresh_cursor(job, _just_before(job.start if job.start is not None else now))
+
+
+def _just_before(start: datetime) -> datetime:
     # In UTC: a second off a local time can land in a DST gap or a repeated hour.
-    return refresh_cursor(job, start.astimezone(UTC) - _BEFORE_START)
-
-
-_BEFORE_START = timedelta(seconds=1)
+    return start.astimezone(UTC) - timedelta(seconds=1)
 
 
 def fires_from(job: Job, now: datetime) -> datetime:
-    """Where to look for a job's next fire from (`talon next`, `explain`): now, or, while
-    its `start:` is still ahead, just before it, as a pass will."""
-    if job.start is not None and job.start > now:
-        return job.start.astimezone(UTC) - _BEFORE_START
+    """Where to look for a job's next fire from (`talon next`, `explain`, a changed job's
+    cursor): now, or, while its `start:` is still ahead, just before it, as a pass will."""
+    if job.start is not None and _just_before(job.start) > now:
+        return _just_before(job.start)
     return now
 
 
@@ -98,19 +98,23 @@ def due_fires(
     how many older fires were missed and not even looked at: up to MISSED_COUNT_CAP + 1)."""
     if cursor.next_due is None or cursor.next_due > now:
         return [], [], cursor, 0
-    fires = _recent_fires(job, cursor.cursor, now, max(job.max_catchup, 1))
+    fires, complete = _recent_fires(job, cursor.cursor, now, max(job.max_catchup, 1))
     advanced = refresh_cursor(job, now)
     if not fires:
         return [], [], advanced, 0
-    # Only the newest fires were fetched (a job down for a year must not enumerate its
-    # minutes); the older ones are counted, to a cap, so that "missed" says how many.
-    older = fires_between(
-        job.triggers,
-        cursor.cursor,
-        fires[0].at - timedelta(microseconds=1),
-        ZoneInfo(job.timezone),
-        job.dst,
-        limit=MISSED_COUNT_CAP + 1,
+    # Only the newest fires may have been fetched (a job down for a year must not enumerate
+    # its minutes); the older ones are counted, to a cap, so that "missed" says how many.
+    older = (
+        []
+        if complete
+        else fires_between(
+            job.triggers,
+            cursor.cursor,
+            fires[0].at - timedelta(microseconds=1),
+            ZoneInfo(job.timezone),
+            job.dst,
+            limit=MISSED_COUNT_CAP + 1,
+        )
     )
     newest = fires[-1]
     on_time = [f for f in fires if now - f.at <= ON_TIME_GRACE]
@@ -126,8 +130,9 @@ def due_fires(
     return keep, dropped, advanced, len(older)
 
 
-def _recent_fires(job: Job, since: datetime, now: datetime, want: int) -> list[Fire]:
-    """The newest fires in (since, now], at least `want` of them when there are that many.
+def _recent_fires(job: Job, since: datetime, now: datetime, want: int) -> tuple[list[Fire], bool]:
+    """The newest fires in (since, now], at least `want` of them when there are that many,
+    and whether they are all of them.
 
     Looks back a day, a month, a year, then all the way: a job down for years must not
     enumerate every minute it missed to find the newest one.
@@ -137,12 +142,11 @@ def _recent_fires(job: Job, since: datetime, now: datetime, want: int) -> list[F
         start = since if span is None or now - span <= since else now - span
         fires = fires_between(job.triggers, start, now, tz, job.dst)
         if len(fires) >= want or start == since:
-            if job.catchup is Catchup.ALL:
-                return fires[-want:]
-            # The on-time ones and the newest missed one are all a policy may keep; a few
-            # more tell how many were missed.
-            return fires[-max(want, 10) :]
-    return []
+            # The on-time ones and the newest missed one are all a policy but `all` may
+            # keep; a few more tell how many were missed.
+            kept = fires[-want:] if job.catchup is Catchup.ALL else fires[-max(want, 10) :]
+            return kept, start == since and len(kept) == len(fires)
+    return [], True
 
 
 def period_for(job: Job, instant: datetime) -> Period:

@@ -32,8 +32,16 @@ def load_schema(name: str) -> dict[str, Any]:
 def _validator(name: str) -> Any:
     from jsonschema import Draft202012Validator
 
-    schema = _python_anchors(load_schema(name))
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        _checked_schema(name), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@cache
+def _checked_schema(name: str) -> dict[str, Any]:
+    """The schema as Talon checks against it (see _python_anchors)."""
+    schema: dict[str, Any] = _python_anchors(load_schema(name))
+    return schema
 
 
 def _python_anchors(node: Any) -> Any:
@@ -69,7 +77,7 @@ def accepts(name: str, definition: str, value: Any) -> bool:
     if validator is None:
         from jsonschema import Draft202012Validator
 
-        schema = _python_anchors(load_schema(name))
+        schema = _checked_schema(name)
         part = {"$defs": schema.get("$defs", {}), "$ref": f"#/$defs/{definition}"}
         validator = Draft202012Validator(part, format_checker=Draft202012Validator.FORMAT_CHECKER)
         _PART_VALIDATORS[(name, definition)] = validator

@@ -23,11 +23,10 @@ def gather(
     now: datetime,
     period: str | None,
     job_name: str | None,
-    report: Callable[[str], None] | None = None,
+    book: bookkeeping.Book,
+    tell: Callable[[str], None],
 ) -> list[Run]:
-    """The runs to list; `report` hears of each damaged run file met (and moved aside)."""
-    book = bookkeeping.load(repo.store)
-    tell = report or (lambda _problem: None)
+    """The runs to list; `tell` hears of each damaged run file met (and moved aside)."""
     for problem in book.problems:  # (met rebuilding a missing index)
         tell(problem)
     runs: dict[str, Run] = {}
@@ -98,11 +97,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         except ValueError as exc:
             raise UsageError(f"--period: {exc}") from None
     damaged: list[str] = []
-    runs = gather(repo, now, args.period, args.job, damaged.append)
+    book = bookkeeping.load(repo.store)
+    runs = gather(repo, now, args.period, args.job, book, damaged.append)
     for problem in damaged:  # (moved aside by the read: reported, never silently)
         print(f"talon status: {problem}", file=sys.stderr)
     code = EXIT_FAILED if damaged else EXIT_OK
-    durations = bookkeeping.load(repo.store).durations
+    durations = book.durations
     rows = [row(repo, r, now, durations) for r in runs]
     if args.json:
         emit_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
