@@ -107,7 +107,14 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
                 )
                 continue
             first_seen[name] = (f, name)
-            entries.append((f, name, _merge(cfg_defaults, file_defaults, raw)))
+            merged = _merge(cfg_defaults, file_defaults, raw)
+            if "call" in raw and "executor" not in raw and config is not None:
+                # A default executor is for commands; a `call:` runs inprocess unless the job
+                # says where (or the default is an inprocess one).
+                inherited = config.executors.get(str(merged.get("executor")))
+                if inherited is None or inherited.type != "inprocess":
+                    merged.pop("executor", None)
+            entries.append((f, name, merged))
     names = set(first_seen)
     for f, name, merged in entries:
         check_names(ld, f, name, merged, names)

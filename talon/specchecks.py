@@ -93,6 +93,26 @@ def check_references(
                     value=True,
                 )
             )
+        elif job.executor in config.executors:
+            kind = config.executors[job.executor].type
+            if job.call is not None and job.command is None and kind != "inprocess":
+                ld.problems.append(
+                    f.problem(
+                        (*base, "executor"),
+                        f"job '{name}' gives `call:`, which only an inprocess executor runs; "
+                        f"executor '{job.executor}' is {kind}",
+                        value=True,
+                    )
+                )
+            elif job.command is not None and job.call is None and kind == "inprocess":
+                ld.problems.append(
+                    f.problem(
+                        (*base, "executor"),
+                        f"job '{name}' gives `command:`, which an inprocess executor cannot "
+                        f"run (it needs `call: module:function`); executor '{job.executor}'",
+                        value=True,
+                    )
+                )
         for secret in job.secrets:
             if secret not in config.secrets:
                 ld.problems.append(

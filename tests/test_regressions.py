@@ -817,3 +817,93 @@ def test_a_run_failing_to_start_lets_the_one_it_held_back_run(tmp_path: Path, ta
     got = runs(root)
     assert got[first]["state"] == "failed" and "params.x" in got[first]["reason"]
     assert got[second]["state"] == "succeeded"
+
+
+def test_a_call_job_runs_inprocess_under_a_default_executor_for_commands(
+    tmp_path: Path, talon: Talon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """talon.yaml's `defaults: {executor: local}` (the SPEC's example, and what `init` writes)
+    is for commands: a job giving `call:` and no executor of its own still runs inprocess."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "callme.py").write_text("def main(ctx):\n    print('called', ctx)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "lib"))
+    root = write_repo(
+        tmp_path / "repo",
+        {
+            "talon.yaml": "timezone: UTC\ndefaults: {executor: local}\n"
+            "executors:\n  local: {type: local, max_parallel: 8}\n",
+            "schedule/a.yaml": "jobs:\n  py:\n    call: callme:main\n    trigger: external\n",
+        },
+    )
+    assert talon("-C", str(root), "validate").code == 0
+    run_id = talon("-C", str(root), "trigger", "py", "--now", "2026-11-27T10:00:00Z").out.strip()
+    done = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:00Z")
+    assert done.code == 0, done.out
+    assert "on inprocess" in done.out
+    assert runs(root)[run_id]["state"] == "succeeded"
+    assert "called" in talon("-C", str(root), "log", run_id).out
+
+
+def test_validate_reports_a_job_its_executor_cannot_run(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(
+        tmp_path,
+        {
+            "talon.yaml": "timezone: UTC\nexecutors:\n  py: {type: inprocess}\n",
+            "schedule/a.yaml": (
+                "jobs:\n"
+                "  cmd:\n    command: echo hi\n    executor: py\n    trigger: external\n"
+                "  fn:\n    call: os.path:join\n    executor: local\n    trigger: external\n"
+            ),
+        },
+    )
+    result = talon("-C", str(root), "validate")
+    assert result.code == 1
+    assert result.lines == [
+        "schedule/a.yaml:4:15: job 'cmd' gives `command:`, which an inprocess executor cannot "
+        "run (it needs `call: module:function`); executor 'py'",
+        "schedule/a.yaml:8:15: job 'fn' gives `call:`, which only an inprocess executor runs; "
+        "executor 'local' is local",
+    ]
+
+
+def test_a_broken_schedule_file_does_not_keep_anyone_from_seeing_or_stopping_runs(
+    tmp_path: Path, talon: Talon
+) -> None:
+    root = write_repo(
+        tmp_path,
+        {"schedule/ok.yaml": "jobs:\n  ok:\n    command: sleep 30\n    trigger: external\n"},
+    )
+    now = ("--now", "2026-11-27T10:00:00Z")
+    run_id = talon("-C", str(root), "trigger", "ok", *now).out.strip()
+    assert talon("-C", str(root), "reconcile", *now).code == 0
+    pid = runs(root)[run_id]["executor"]["handle"]["pid"]
+    (root / "schedule" / "broken.yaml").write_text(
+        'jobs:\n  bad:\n    command: "true"\n    trigger: "61 * * * *"\n'
+    )
+    assert talon("-C", str(root), "reconcile", *now).code == 1  # passes stay refused
+    status = talon("-C", str(root), "status", *now)
+    assert status.code == 0
+    assert "running" in status.out and "1 problem(s)" in status.err
+    cancel = talon("-C", str(root), "cancel", run_id, *now)
+    assert cancel.code == 0 and "skipped" in cancel.out
+    from talon.executors.runner import read_proc
+
+    deadline = time.monotonic() + 10
+    while (proc := read_proc(pid)) is not None and not proc.dead:
+        assert time.monotonic() < deadline, "the run's process was not stopped"
+        time.sleep(0.05)
+
+
+def test_status_of_a_period_lists_jobs_gone_from_the_schedule(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(
+        tmp_path,
+        {"schedule/a.yaml": "jobs:\n  gone:\n    command: 'true'\n    trigger: external\n"},
+    )
+    now = ("--now", "2026-11-27T10:00:00Z")
+    run_id = talon("-C", str(root), "trigger", "gone", *now).out.strip()
+    assert talon("-C", str(root), "reconcile", "--wait", *now).code == 0
+    (root / "schedule" / "a.yaml").write_text("jobs: {}\n")
+    listed = talon("-C", str(root), "status", "--period", "2026-11-27", "--json", *now)
+    assert [r["run"] for r in json.loads(listed.out)] == [run_id]
+    one = talon("-C", str(root), "status", "--period", "2026-11-27", "--job", "gone", *now)
+    assert run_id in one.out
