@@ -71,6 +71,13 @@ class Loader:
         except YamlError as exc:
             self.problems.append(Problem(rel, exc.line, exc.col, exc.message))
             return None
+        for key, (line, col), (fline, fcol) in loaded.duplicates:
+            self.problems.append(
+                Problem(rel, line, col, f'duplicate key "{key}", first at {rel}:{fline}:{fcol}')
+            )
+            self.problems.append(
+                Problem(rel, fline, fcol, f'duplicate key "{key}", again at {rel}:{line}:{col}')
+            )
         if loaded.data is None:
             loaded = Loaded({}, {}, {}, loaded.lines)
         found = schema.check(schema_name, loaded, rel)

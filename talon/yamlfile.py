@@ -2,8 +2,9 @@
 
 ruamel.yaml enters Talon here and only here. Files are parsed as YAML 1.2 (so `no`, `on` and
 `09:00` stay strings, avoiding the YAML 1.1 traps), timestamps are kept as the strings the user
-wrote, duplicate keys are errors, and size and alias expansion are bounded so a hostile or
-mistaken file cannot exhaust memory.
+wrote, duplicate keys are noted with both places (the first value kept, so the rest of the file
+is still checked), and size and alias expansion are bounded so a hostile or mistaken file
+cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Loaded:
     # (line, col), 1-based, of each value.
     value_pos: dict[KeyPath, tuple[int, int]]
     lines: tuple[str, ...] = ()
+    # Keys written twice in one mapping: (key, (line, col) of the repeat, of the first).
+    # The first one's value is kept, so that the rest of the file can still be checked.
+    duplicates: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = ()
 
     def position(self, path: KeyPath, *, value: bool = False) -> tuple[int, int]:
         """Where `path` is written; falls back to the nearest enclosing part that has a position."""
@@ -59,7 +63,26 @@ def _make_yaml() -> Any:
     from ruamel.yaml.constructor import RoundTripConstructor
 
     class _Constructor(RoundTripConstructor):
-        """Keeps timestamps as written: a date is the user's text, not a datetime."""
+        """Keeps timestamps as written: a date is the user's text, not a datetime; notes
+        duplicate keys instead of stopping at the first."""
+
+        duplicates: list[tuple[str, tuple[int, int], tuple[int, int]]]
+
+        def check_mapping_key(
+            self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
+        ) -> bool:
+            if key not in mapping:
+                return True
+            if not hasattr(self, "duplicates"):
+                self.duplicates = []
+            try:
+                fl, fc = mapping.lc.key(key)
+                first = (fl + 1, fc + 1)
+            except (KeyError, TypeError, AttributeError):
+                first = (node.start_mark.line + 1, node.start_mark.column + 1)
+            mark = key_node.start_mark
+            self.duplicates.append((str(key), (mark.line + 1, mark.column + 1), first))
+            return False
 
     def _timestamp_as_text(constructor: Any, node: Any) -> Any:
         return constructor.construct_scalar(node)
@@ -68,7 +91,6 @@ def _make_yaml() -> Any:
     _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
-    yaml.allow_duplicate_keys = False
     return yaml
 
 
@@ -85,21 +107,14 @@ def load_text(text: str) -> Loaded:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         what = " ".join(s for s in (exc.context, exc.problem) if s)
-        if "duplicate key" in str(exc).lower():
-            what = _duplicate_key_message(str(exc))
         raise YamlError(line, col, f"invalid YAML: {what}") from None
     except YAMLError as exc:
         raise YamlError(1, 1, f"invalid YAML: {exc}") from None
     loaded = _to_plain(raw)
-    return Loaded(loaded.data, loaded.key_pos, loaded.value_pos, tuple(text.splitlines()))
-
-
-def _duplicate_key_message(text: str) -> str:
-    for line in text.splitlines():
-        if 'found duplicate key "' in line:
-            key = line.split('"')[1]
-            return f'duplicate key "{key}"'
-    return "duplicate key"
+    duplicates = tuple(getattr(yaml.constructor, "duplicates", ()))
+    return Loaded(
+        loaded.data, loaded.key_pos, loaded.value_pos, tuple(text.splitlines()), duplicates
+    )
 
 
 def load_file(path: Path) -> Loaded:

@@ -34,11 +34,10 @@ def test_scalars(text: str, value: object) -> None:
     assert load_text(text).data["v"] == value
 
 
-def test_duplicate_key_is_located() -> None:
-    with pytest.raises(YamlError) as info:
-        load_text("a: 1\nb: 2\na: 3\n")
-    assert (info.value.line, info.value.col) == (3, 1)
-    assert 'duplicate key "a"' in info.value.message
+def test_duplicate_keys_are_noted_with_both_places_and_the_first_value_kept() -> None:
+    loaded = load_text("a: 1\nb: 2\na: 3\nc:\n  x: 1\n  x: 2\n")
+    assert loaded.duplicates == (("a", (3, 1), (1, 1)), ("x", (6, 3), (5, 3)))
+    assert loaded.data == {"a": 1, "b": 2, "c": {"x": 1}}
 
 
 def test_syntax_error_is_located() -> None:
