@@ -30,17 +30,32 @@ class Repo:
         return job
 
 
-def open_repo(directory: str | None, environ: Mapping[str, str], *, readonly: bool = False) -> Repo:
+def open_repo(
+    directory: str | None,
+    environ: Mapping[str, str],
+    *,
+    readonly: bool = False,
+    partial: bool = False,
+) -> Repo:
     """The repository's spec and store; invalid configuration raises ProblemsError.
 
     `readonly` commands (plan, status, explain…) use the configuration cache but never write it.
+    `partial` ones (status, cancel, explain, resources, fsck without --repair) go on with what
+    could be read, after a warning, unless talon.yaml itself is unusable: a typo pushed in one
+    schedule file must not keep anyone from seeing what runs, or from stopping one.
     """
     from talon.speccache import load_spec_cached
 
     root = find_repo(directory, dict(environ))
     spec, problems = load_spec_cached(root, write=not readonly)
-    if problems or spec is None:
+    if spec is None or (problems and not partial):
         raise ProblemsError(problems)
+    if problems:
+        print(
+            f"talon: warning: the configuration has {len(problems)} problem(s) "
+            "(`talon validate` lists them); going on with what could be read",
+            file=sys.stderr,
+        )
     return Repo(root, spec, open_store(spec.config))
 
 

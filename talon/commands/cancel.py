@@ -18,7 +18,7 @@ from talon.store import FileStore, StoreError
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    repo = open_repo(args.directory, environ)
+    repo = open_repo(args.directory, environ, partial=True)
     now = parse_now(args.now)
     try:
         path = repo.store.find(args.run)

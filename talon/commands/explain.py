@@ -108,7 +108,7 @@ def _describe(trigger: Trigger) -> str:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    repo = open_repo(args.directory, environ, readonly=True)
+    repo = open_repo(args.directory, environ, readonly=True, partial=True)
     now = parse_now(args.now)
     if "@" in args.target or args.target.endswith(".json"):
         try:

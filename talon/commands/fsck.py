@@ -192,7 +192,7 @@ def _peek(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    repo = open_repo(args.directory, environ, readonly=not args.repair)
+    repo = open_repo(args.directory, environ, readonly=not args.repair, partial=not args.repair)
     now = parse_now(args.now)
     if args.repair:
         from talon.passes import PASS_LOCK

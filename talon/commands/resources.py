@@ -51,7 +51,7 @@ def tree(repo: Repo) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    repo = open_repo(args.directory, environ, readonly=True)
+    repo = open_repo(args.directory, environ, readonly=True, partial=True)
     rows = tree(repo)
     if args.json:
         emit_json(rows)

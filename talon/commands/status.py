@@ -30,11 +30,19 @@ def gather(
     for problem in book.problems:  # (met rebuilding a missing index)
         tell(problem)
     runs: dict[str, Run] = {}
-    names = [repo.job(job_name).name] if job_name else sorted(repo.spec.jobs)
+    # A given period lists every job with runs in it, also one gone from the schedule (its
+    # run files are still the truth); the current periods are those of the scheduled jobs.
+    recorded = _jobs_recorded_in(repo, period) if period else set()
+    if job_name:
+        names = [job_name if job_name in recorded else repo.job(job_name).name]
+    else:
+        names = sorted(set(repo.spec.jobs) | recorded)
     wanted = set()
     for name in names:
-        job = repo.spec.jobs[name]
-        key = period or period_for(job, now).key
+        job = repo.spec.jobs.get(name)
+        key = (period or period_for(job, now).key) if job else period
+        if key is None:
+            continue
         wanted.add(f"{key}/{name}")
         for run in repo.store.runs_in(key, name, lambda exc: tell(str(exc))):
             runs[run.id] = run
@@ -55,6 +63,20 @@ def gather(
             if not run.state.terminal:
                 runs[run.id] = run
     return sorted(runs.values(), key=lambda r: (r.job, r.created, r.id))
+
+
+def _jobs_recorded_in(repo: Repo, period: str) -> set[str]:
+    import re
+
+    from talon.model import JOB_NAME_PATTERN
+
+    name = re.compile(JOB_NAME_PATTERN.removesuffix("$") + r"\Z")
+    try:
+        entries = os.scandir(repo.store.root / period)
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    with entries:
+        return {e.name for e in entries if name.match(e.name) and e.is_dir()}
 
 
 def row(
@@ -85,7 +107,7 @@ def row(
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
-    repo = open_repo(args.directory, environ, readonly=True)
+    repo = open_repo(args.directory, environ, readonly=True, partial=True)
     now = parse_now(args.now)
     if args.period is not None:
         from datetime import UTC
