@@ -166,7 +166,7 @@ def test_wrong_type_is_one_located_problem(
 @pytest.mark.parametrize(
     _WRONG_TYPE_PARAMS, [c[1:] for c in _STOPPING], ids=[c[0] for c in _STOPPING]
 )
-@pytest.mark.parametrize("command", ["plan", "status"])
+@pytest.mark.parametrize("command", ["plan", "reconcile"])
 def test_wrong_type_stops_other_commands_cleanly(
     tmp_path: Path, talon: Talon, command: str, rel: str, text: str, at: str, fragment: str
 ) -> None:
@@ -176,6 +176,23 @@ def test_wrong_type_stops_other_commands_cleanly(
     assert problem.startswith(f"{rel}:{at}: ")
     assert fragment in problem
     assert summary == f"talon {command}: the configuration has 1 problem(s); nothing was done"
+
+
+@pytest.mark.parametrize(
+    _WRONG_TYPE_PARAMS, [c[1:] for c in _STOPPING], ids=[c[0] for c in _STOPPING]
+)
+def test_wrong_type_leaves_status_going_with_a_warning(
+    tmp_path: Path, talon: Talon, rel: str, text: str, at: str, fragment: str
+) -> None:
+    result = talon("-C", str(_wrong_type_repo(tmp_path, rel, text)), "status")
+    if result.code == 1:  # talon.yaml itself unusable: nothing to go on with
+        assert result.err.splitlines()[-1].endswith("1 problem(s); nothing was done")
+    else:
+        assert result.code == 0
+        assert result.err == (
+            "talon: warning: the configuration has 1 problem(s) (`talon validate` lists "
+            "them); going on with what could be read\n"
+        )
 
 
 def test_an_unknown_default_timezone_is_reported_where_it_is_written(
