@@ -21,6 +21,7 @@ from talon.triggers import Fire, fires_between, is_timed, next_fire
 
 # A fire is "on time" (not missed) when the pass sees it within this long: a reconcile run
 # from cron every minute, or a little late under load, must not lose it under catchup: none.
+# After a longer gap between passes (Talon not running) only the newest fire can be on time.
 ON_TIME_GRACE = timedelta(minutes=5)
 _STAMP_LEN = len("20261127T063000Z")
 
@@ -118,6 +119,11 @@ def due_fires(
     )
     newest = fires[-1]
     on_time = [f for f in fires if now - f.at <= ON_TIME_GRACE]
+    if now - cursor.cursor > ON_TIME_GRACE:
+        # No pass for longer than the grace: Talon was not running, and what fell in that
+        # time was missed, but for the newest fire, which this pass is in time for. (A pass
+        # a little late, under load, is in time for every fire since the one before it.)
+        on_time = on_time[-1:]
     if job.catchup is Catchup.ALL:
         keep = fires[-job.max_catchup :] if job.max_catchup > 0 else []
     elif job.catchup is Catchup.LATEST:

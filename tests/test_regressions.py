@@ -907,3 +907,25 @@ def test_status_of_a_period_lists_jobs_gone_from_the_schedule(tmp_path: Path, ta
     assert [r["run"] for r in json.loads(listed.out)] == [run_id]
     one = talon("-C", str(root), "status", "--period", "2026-11-27", "--job", "gone", *now)
     assert run_id in one.out
+
+
+@pytest.mark.parametrize("catchup", ["none", "latest"])
+def test_after_an_outage_only_the_newest_fire_is_on_time(
+    tmp_path: Path, talon: Talon, catchup: str
+) -> None:
+    """A minutely job and no pass for an hour: the fires of the last five minutes were
+    missed like the others (catchup none or latest: one run, the newest, on time), while a
+    pass a few minutes late, under load, is in time for every fire since the one before."""
+    job = f'jobs:\n  a: {{command: "true", trigger: "* * * * *", catchup: {catchup}}}\n'
+    root = write_repo(tmp_path / "outage", {"schedule/a.yaml": job})
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T05:59:30Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T07:00:10Z")
+    assert sorted(runs(root)) == ["a@20260304T070000Z"]
+    root = write_repo(tmp_path / "late", {"schedule/a.yaml": job})
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T06:57:10Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T07:00:10Z")
+    assert sorted(runs(root)) == [  # (06:57 came before the job was first seen)
+        "a@20260304T065800Z",
+        "a@20260304T065900Z",
+        "a@20260304T070000Z",
+    ]
