@@ -929,3 +929,19 @@ def test_after_an_outage_only_the_newest_fire_is_on_time(
         "a@20260304T065900Z",
         "a@20260304T070000Z",
     ]
+
+
+def test_status_shows_a_run_started_under_a_later_clock(tmp_path: Path, talon: Talon) -> None:
+    """A run started with `--now` in the future and listed on the real clock has a negative
+    duration: status lists it (it raised ValueError from format_duration)."""
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  d:\n    command: sleep 30\n    trigger: external\n"}
+    )
+    future = "2030-12-02T06:00:00Z"
+    run_id = talon("-C", str(root), "trigger", "d", "--now", future).out.strip()
+    assert talon("-C", str(root), "reconcile", "--now", future).code == 0
+    listed = talon("-C", str(root), "status", "--period", "2030-12-02")
+    assert listed.code == 0, listed.err
+    (line,) = [x for x in listed.lines if run_id in x]
+    assert "running" in line and " -" in line
+    talon("-C", str(root), "cancel", run_id, "--now", future)

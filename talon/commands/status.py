@@ -65,6 +65,14 @@ def gather(
     return sorted(runs.values(), key=lambda r: (r.job, r.created, r.id))
 
 
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, float):
+        return ""
+    # Negative when the run was started under one clock and finished or looked at under
+    # another (`--now` in the future, hosts out of step): shown as it is, not hidden.
+    return format_duration(seconds) if seconds >= 0 else f"-{format_duration(-seconds)}"
+
+
 def _jobs_recorded_in(repo: Repo, period: str) -> set[str]:
     import re
 
@@ -144,9 +152,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
                 r["state"],
                 r["_progress"],
                 r["started"] or "",
-                format_duration(float(r["duration_s"]))
-                if isinstance(r["duration_s"], float)
-                else "",
+                _duration(r["duration_s"]),
                 r["reason"] or "",
             ]
             for r in rows
