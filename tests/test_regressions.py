@@ -945,3 +945,41 @@ def test_status_shows_a_run_started_under_a_later_clock(tmp_path: Path, talon: T
     (line,) = [x for x in listed.lines if run_id in x]
     assert "running" in line and " -" in line
     talon("-C", str(root), "cancel", run_id, "--now", future)
+
+
+def test_a_run_lost_with_its_wrapper_leaves_nothing_running_on_its_resources(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """kill -9 of the wrapper (the handle's pid) made the run lost and gave its resource to
+    the next run while its command went on: two runs on a capacity-1 resource."""
+    import signal
+
+    from talon.executors.runner import read_proc
+
+    jobs = (
+        "jobs:\n"
+        "  a: {command: sleep 811, trigger: external, resources: [{select: r/l}]}\n"
+        "  b: {command: sleep 812, trigger: external, resources: [{select: r/l}]}\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs, "resources/r.yaml": "l: {}\n"})
+    now = ("--now", "2026-11-27T10:00:00Z")
+    a = talon("-C", str(root), "trigger", "a", *now).out.strip()
+    assert talon("-C", str(root), "reconcile", *now).code == 0
+    wrapper = runs(root)[a]["executor"]["handle"]["pid"]
+    sleeper = next(
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (p / "cmdline").read_bytes() == b"sleep\x00811\x00"
+    )
+    b = talon("-C", str(root), "trigger", "b", *now).out.strip()
+    os.kill(wrapper, signal.SIGKILL)
+    os.waitpid(wrapper, 0)  # (this process started it)
+    out = talon("-C", str(root), "reconcile", *now).out
+    assert runs(root)[a]["state"] == "failed" and runs(root)[a]["reason"] == "lost"
+    assert "process(es) it left" in out  # (the subshell and its sleep)
+    deadline = time.monotonic() + 5
+    while (proc := read_proc(sleeper)) is not None and not proc.dead:
+        assert time.monotonic() < deadline, "the lost run's command still runs"
+        time.sleep(0.02)
+    assert runs(root)[b]["state"] == "running"  # the resource is free now, and only now
+    talon("-C", str(root), "cancel", b, *now)

@@ -55,9 +55,10 @@ poll after the grace escalates itself if the helper could not.
 
 Poll: `Finished` once the status line exists; `Running` while the wrapper (pid, start time and
 boot all matching) is alive; `Lost` otherwise. Kill -9 of the command alone is `Finished(137)`
-(the wrapper records it); kill -9 of the wrapper is `Lost`. A wrapper this process started is
-reaped by the poll that sees it finish, so a long-lived `talon watch` keeps no zombies; a short
-pass leaves its wrappers to init. `adopt` finds a wrapper by its command line in /proc (or a
+(the wrapper records it); kill -9 of the wrapper is `Lost`, and `poll` then kills what the
+run left in its session (`runner.kill_leftovers`), which would go on holding its resources. A
+wrapper this process started is reaped by the poll that sees it finish, so a long-lived `talon
+watch` keeps no zombies; a short pass leaves its wrappers to init. `adopt` finds a wrapper by its command line in /proc (or a
 status file left by one), for a pass that died before recording the handle.
 
 A spare (`prepare_spare`, for `reconcile --wait`): a wrapper started before its run is known, in its
@@ -322,7 +323,14 @@ class LocalExecutor:
         return handle.as_json()
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
-        return self._poll(handle, act=True)
+        status = self._poll(handle, act=True)
+        if isinstance(status, Lost):
+            h = LocalHandle.parse(handle)
+            if h is not None and h.pid is not None and h.boot in (None, self._boot_id()):
+                killed = runner.kill_leftovers(h.pid, sub.run_id, self._proc)
+                if killed:
+                    return Lost(f"{status.reason}; killed the {killed} process(es) it left")
+        return status
 
     def look(self, handle: Handle) -> Status:
         """What `poll` would answer, without acting on it: no wrapper reaped, no overdue
