@@ -58,8 +58,9 @@ boot all matching) is alive; `Lost` otherwise. Kill -9 of the command alone is `
 (the wrapper records it); kill -9 of the wrapper is `Lost`, and `poll` then kills what the
 run left in its session (`runner.kill_leftovers`), which would go on holding its resources. A
 wrapper this process started is reaped by the poll that sees it finish, so a long-lived `talon
-watch` keeps no zombies; a short pass leaves its wrappers to init. `adopt` finds a wrapper by its command line in /proc (or a
-status file left by one), for a pass that died before recording the handle.
+watch` keeps no zombies; a short pass leaves its wrappers to init. `adopt` finds a wrapper by
+its command line in /proc (or a status file left by one), for a pass that died before
+recording the handle.
 
 A spare (`prepare_spare`, for `reconcile --wait`): a wrapper started before its run is known, in its
 own session, waiting on a pipe for the script of its run (`sh -c '. /dev/fd/3'`). `submit` hands
