@@ -62,7 +62,14 @@ class Collecting(Submitting):
                 self.decide(
                     "adopt", run, f"found the job submitted by an interrupted pass: {handle}"
                 )
-            status = self._simulated(run, handle) if self.dry_run else ex.poll(handle, sub)
+            if not self.dry_run:
+                status = ex.poll(handle, sub)
+            elif not handle.get("plan") and hasattr(ex, "look"):
+                # A real run, in a plan: what its executor can tell without acting on it. (The
+                # others' polls write: an ssh log synced, a first-unseen time noted.)
+                status = ex.look(handle)
+            else:
+                status = self._simulated(run, handle)
             timeout = job.timeout_s if job else None
             if isinstance(status, Running) and status.unreachable_since is not None:
                 lease = _lease_s(sub.config, timeout)

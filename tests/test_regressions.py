@@ -983,3 +983,38 @@ def test_a_run_lost_with_its_wrapper_leaves_nothing_running_on_its_resources(
         time.sleep(0.02)
     assert runs(root)[b]["state"] == "running"  # the resource is free now, and only now
     talon("-C", str(root), "cancel", b, *now)
+
+
+def test_plan_tells_what_reconcile_makes_of_ended_and_lost_runs(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """plan said "nothing to do" where reconcile would fail a run, retry it and mark another
+    lost: it never asked the executor about real runs."""
+    import signal
+
+    jobs = (
+        "jobs:\n"
+        "  b: {command: 'false', trigger: external, retries: 1}\n"
+        "  c: {command: sleep 30, trigger: external}\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    at = ("--now", "2026-03-04T01:00:00Z")
+    talon("-C", str(root), "trigger", "b", *at)
+    talon("-C", str(root), "trigger", "c", *at)
+    assert talon("-C", str(root), "reconcile", *at).code == 0
+    handles = {r["job"]: r["executor"]["handle"] for r in runs(root).values()}
+    os.killpg(handles["c"]["pid"], signal.SIGKILL)
+    os.waitpid(handles["c"]["pid"], 0)
+    deadline = time.monotonic() + 10
+    while b"b." not in Path(handles["b"]["rc_file"]).read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    state = {p: p.read_bytes() for p in (root / "state").rglob("*") if p.is_file()}
+    later = ("--now", "2026-03-04T01:05:00Z")
+    plan = talon("-C", str(root), "plan", *later)
+    assert state == {p: p.read_bytes() for p in (root / "state").rglob("*") if p.is_file()}
+    done = talon("-C", str(root), "reconcile", *later)
+    assert plan.lines == done.lines
+    assert any(line.startswith("fail     c@") and "lost" in line for line in plan.lines)
+    assert any(line.startswith("retry    b@") for line in plan.lines)
+    talon("-C", str(root), "cancel", "b@20260304T010000Z.ext.r2", *later)
