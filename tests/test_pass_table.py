@@ -67,7 +67,7 @@ def prior_run(history: str, store: FileStore, job_hash: str) -> None:
         trigger={"type": "external", "at": earlier.isoformat()},
         created=earlier.isoformat(),
         started=earlier.isoformat() if state is State.RUNNING else None,
-        executor={"name": "local", "type": "local", "handle": {"pid": 1}}
+        executor={"name": "local", "type": "local", "handle": _alive(store)}
         if state is State.RUNNING
         else None,
         job_hash=job_hash,
@@ -77,6 +77,24 @@ def prior_run(history: str, store: FileStore, job_hash: str) -> None:
     from talon import bookkeeping
 
     bookkeeping.journal_open(store, f"{DAY}/job/{run.id}.json")
+
+
+def _alive(store: FileStore) -> dict[str, object]:
+    """A handle the local executor finds running: init's process stands in for the run (a
+    plan asks the executor about real runs)."""
+    from talon.executors.runner import boot_id, read_proc
+
+    init = read_proc(1)
+    assert init is not None
+    return {
+        "pid": 1,
+        "start": init.start,
+        "boot": boot_id(),
+        "rc_file": str(store.root / ".talon" / "proc" / "none.rc"),
+        "submitted": 0.0,
+        "timeout_s": None,
+        "key": None,
+    }
 
 
 @dataclass(frozen=True)
