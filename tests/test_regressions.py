@@ -1018,3 +1018,21 @@ def test_plan_tells_what_reconcile_makes_of_ended_and_lost_runs(
     assert any(line.startswith("fail     c@") and "lost" in line for line in plan.lines)
     assert any(line.startswith("retry    b@") for line in plan.lines)
     talon("-C", str(root), "cancel", "b@20260304T010000Z.ext.r2", *later)
+
+
+def test_explain_names_a_due_trigger_no_pass_has_fired_yet(tmp_path: Path, talon: Talon) -> None:
+    """explain said the next trigger was tomorrow's while today's was due and the next pass
+    would create its run."""
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  d: {command: 'true', trigger: '0 6 * * *'}\n"}
+    )
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    out = talon("-C", str(root), "explain", "d", "--now", "2026-11-27T06:00:30Z").out
+    assert "next trigger: 2026-11-27T06:00:00+00:00 (due: the next pass creates its run)" in out
+    data = json.loads(
+        talon("-C", str(root), "explain", "d", "--json", "--now", "2026-11-27T06:00:30Z").out
+    )
+    assert (data["next_trigger"], data["next_trigger_due"]) == ("2026-11-27T06:00:00+00:00", True)
+    assert talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:30Z").code == 0
+    out = talon("-C", str(root), "explain", "d", "--now", "2026-11-27T06:00:40Z").out
+    assert "next trigger: 2026-11-28T06:00:00+00:00" in out

@@ -13,11 +13,12 @@ from talon import bookkeeping
 from talon.bookkeeping import find_run
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.cron import CronTrigger
+from talon.model import Job
 from talon.output import emit_json
 from talon.repo import Repo, open_repo
 from talon.runs import Run, State
 from talon.store import StoreError
-from talon.triggers import AfterTrigger, ExternalTrigger, Trigger, is_timed, next_fire
+from talon.triggers import AfterTrigger, ExternalTrigger, Fire, Trigger, is_timed, next_fire
 
 
 def explain_run(repo: Repo, run: Run, now: datetime) -> dict[str, Any]:
@@ -74,6 +75,9 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
         if is_timed(job.triggers)
         else None
     )
+    due = _due(repo, job, now)
+    if due is not None:
+        fire = due
     return {
         "job": name,
         "defined_at": str(job.source),
@@ -81,8 +85,21 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
         "runs": [{"run": r.id, "state": r.state.value, "reason": r.reason} for r in runs],
         "next_trigger": fire.at.isoformat() if fire else None,
         "next_trigger_note": fire.note if fire else None,
+        "next_trigger_due": due is not None,
         "triggers": [_describe(t) for t in job.triggers],
     }
+
+
+def _due(repo: Repo, job: Job, now: datetime) -> Fire | None:
+    """A trigger already due that no pass has fired yet (and that catchup keeps): the next
+    pass creates its run, so it is what comes next, not the one after now."""
+    from talon.plan import due_fires
+
+    cursor = bookkeeping.load(repo.store).cursor(job.name)
+    if cursor is None or cursor.hash != job.hash:
+        return None
+    keep, _, _, _ = due_fires(job, cursor, now)
+    return keep[0] if keep else None
 
 
 def _describe(trigger: Trigger) -> str:
@@ -146,7 +163,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         for r in result["runs"]:
             print(f"  {r['run']}: {r['state']}" + (f" — {r['reason']}" if r["reason"] else ""))
         if result["next_trigger"]:
-            note = f" ({result['next_trigger_note']})" if result["next_trigger_note"] else ""
+            notes = [str(result["next_trigger_note"])] if result["next_trigger_note"] else []
+            if result["next_trigger_due"]:
+                notes.append("due: the next pass creates its run")
+            note = f" ({'; '.join(notes)})" if notes else ""
             print(f"  next trigger: {result['next_trigger']}{note}")
         else:
             print(f"  no timed trigger ({', '.join(result['triggers']) or 'none'})")
