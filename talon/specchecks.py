@@ -139,6 +139,18 @@ def check_references(
                         value=True,
                     )
                 )
+            elif req.count > len(
+                big := [c for c in candidates(leaves, req) if c.capacity >= req.slots]
+            ):
+                # Else the run would wait as ready for ever, every resource free.
+                ld.problems.append(
+                    f.problem(
+                        (*base, "resources", i),
+                        f"resources: '{req.select}' asks for {req.count} with {req.slots} "
+                        f"slot(s) each, but only {len(big)} of those matching have that capacity",
+                        value=True,
+                    )
+                )
     for cycle in cycles(jobs):
         first = jobs[cycle[0]]
         steps = []
