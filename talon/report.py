@@ -73,10 +73,20 @@ def _store_for(run_file: Path) -> Any:
     return FileStore(state_root, lock_mode)
 
 
+class RunEnded(Exception):
+    """A report for a run that has ended: what it says would rewrite a finished record."""
+
+
+def _open(run: Run, what: str) -> None:
+    if run.state.terminal:
+        raise RunEnded(f"{run.id} is {run.state.value}: {what} is recorded while a run is open")
+
+
 def record_progress(run_file: Path, progress: Mapping[str, Any], now: datetime) -> Run:
     from dataclasses import replace
 
     def change(run: Run) -> Run:
+        _open(run, "progress")
         return replace(run, progress=merge_progress(run.progress, progress))
 
     result: Run = _store_for(run_file).update(run_file, change)
@@ -100,6 +110,7 @@ def record_artifact(run_file: Path, url: str, name: str | None, now: datetime) -
         entry["name"] = name
 
     def change(run: Run) -> Run:
+        _open(run, "an artifact")
         return replace(run, artifacts=(*run.artifacts, entry))
 
     result: Run = _store_for(run_file).update(run_file, change)

@@ -1036,3 +1036,21 @@ def test_explain_names_a_due_trigger_no_pass_has_fired_yet(tmp_path: Path, talon
     assert talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:30Z").code == 0
     out = talon("-C", str(root), "explain", "d", "--now", "2026-11-27T06:00:40Z").out
     assert "next trigger: 2026-11-28T06:00:00+00:00" in out
+
+
+def test_progress_and_artifacts_are_refused_for_a_run_that_has_ended(
+    tmp_path: Path, talon: Talon
+) -> None:
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  d: {command: 'true', trigger: external}\n"}
+    )
+    now = ("--now", "2026-11-27T10:00:00Z")
+    run_id = talon("-C", str(root), "trigger", "d", *now).out.strip()
+    assert talon("-C", str(root), "reconcile", "--wait", *now).code == 0
+    before = runs(root)[run_id]
+    assert before["state"] == "succeeded"
+    late = talon("-C", str(root), "progress", "--run", run_id, "--percent", "50", *now)
+    assert late.code == 1 and "succeeded" in late.err
+    late = talon("-C", str(root), "artifact", "add", "https://x/y", "--run", run_id, *now)
+    assert late.code == 1 and "succeeded" in late.err
+    assert runs(root)[run_id] == before

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping
 
-from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
 from talon.commands.progress import locate_run
 from talon.markers import format_marker
-from talon.report import record_artifact, valid_url
+from talon.report import RunEnded, record_artifact, valid_url
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
@@ -23,5 +24,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         payload = {"url": args.url, **({"name": args.name} if args.name else {})}
         print(format_marker("artifact", payload), flush=True)
         return EXIT_OK
-    record_artifact(path, args.url, args.name, parse_now(args.now))
+    try:
+        record_artifact(path, args.url, args.name, parse_now(args.now))
+    except RunEnded as exc:
+        print(f"talon artifact: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK

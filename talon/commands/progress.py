@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
 from talon.markers import format_marker
-from talon.report import ITEM_STATES, record_progress, valid_item_state
+from talon.report import ITEM_STATES, RunEnded, record_progress, valid_item_state
 
 
 def _appears(path: Path, wait_s: float = 2.0) -> bool:
@@ -78,5 +79,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     if path is None:
         print(format_marker("progress", report), flush=True)
         return EXIT_OK
-    record_progress(path, report, parse_now(args.now))
+    try:
+        record_progress(path, report, parse_now(args.now))
+    except RunEnded as exc:
+        print(f"talon progress: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
