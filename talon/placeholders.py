@@ -37,21 +37,37 @@ def values_for(
         "period.type": period["type"],
     }
     for key, value in params.items():
-        out[f"params.{key}"] = "" if value is None else str(value)
+        out[f"params.{key}"] = _text(value)
     for i, grant in enumerate(resources):
         out[f"resources.{i}.path"] = str(grant.get("path", ""))
         out[f"resources.{i}.name"] = str(grant.get("path", "")).rsplit("/", 1)[-1]
         for key, value in (grant.get("attrs") or {}).items():
-            out[f"resources.{i}.{key}"] = str(value)
+            out[f"resources.{i}.{key}"] = _text(value)
     return out
+
+
+def _text(value: Any) -> str:
+    """A YAML value as the file spells it: `true`, not Python's `True`; null as nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _unknown(name: str, values: Mapping[str, str]) -> PlaceholderError:
+    known = ", ".join(sorted(k for k in values if not k.startswith(("params.", "resources."))))
+    return PlaceholderError(
+        f"unknown placeholder ${{{name}}}; known: {known}, params.NAME (those the run has), "
+        "resources.N.ATTR (of what it holds)"
+    )
 
 
 def substitute(template: str, values: Mapping[str, str], *, quote: bool) -> str:
     def one(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in values:
-            known = ", ".join(sorted(k for k in values if not k.startswith("resources.")))
-            raise PlaceholderError(f"unknown placeholder ${{{name}}}; known: {known}")
+            raise _unknown(name, values)
         return shlex.quote(values[name]) if quote else values[name]
 
     return _PLACEHOLDER.sub(one, template)
@@ -134,8 +150,7 @@ def substitute_shell(template: str, values: Mapping[str, str]) -> tuple[str, dic
         if m is not None:
             name = m.group(1)
             if name not in values:
-                known = ", ".join(sorted(k for k in values if not k.startswith("resources.")))
-                raise PlaceholderError(f"unknown placeholder ${{{name}}}; known: {known}")
+                raise _unknown(name, values)
             if arith:
                 if not _INTEGER.fullmatch(values[name]):
                     raise PlaceholderError(

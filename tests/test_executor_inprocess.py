@@ -272,3 +272,10 @@ def test_reports_go_into_the_run_file_when_it_is_reachable(make_sub: MakeSub, re
         ("https://example.com/plain", None),
     ]
     assert not list(parse_markers(sub.log_path.read_text().splitlines()))
+
+
+def test_a_printed_context_shows_no_environment() -> None:
+    """The job's environment holds its secrets: `print(ctx)` put them in the run's log."""
+    ctx = RunContext("r1", "job", {}, {"p": 1}, {"DB": "s3cr3t-value"}, io.StringIO())
+    assert "s3cr3t-value" not in repr(ctx) and "'p': 1" in repr(ctx)
+    assert ctx.env["DB"] == "s3cr3t-value"

@@ -96,3 +96,23 @@ def test_inside_arithmetic_only_an_integer_is_put() -> None:
     assert command == 'echo "$(( 41 + 1 ))" "${_TALON_V1}"' and env == {"_TALON_V1": "41"}
     with pytest.raises(PlaceholderError, match="not an integer"):
         substitute_shell("echo $(( ${params.n} + 1 ))", {"params.n": "a[$(touch P)]"})
+
+
+def test_yaml_values_are_spelled_as_the_file_spells_them() -> None:
+    period = {"key": "2026-11-27", "start": "s", "end": "e", "type": "daily"}
+    values = values_for(
+        "j",
+        "r1",
+        period,
+        {"on": True, "off": False, "none": None, "n": 3},
+        [{"path": "h/n1", "attrs": {"gpu": True, "port": 80}}],
+    )
+    assert [values[f"params.{k}"] for k in ("on", "off", "none", "n")] == ["true", "false", "", "3"]
+    assert (values["resources.0.gpu"], values["resources.0.port"]) == ("true", "80")
+
+
+def test_an_unknown_placeholder_names_what_is_known() -> None:
+    period = {"key": "2026-11-27", "start": "s", "end": "e", "type": "daily"}
+    with pytest.raises(PlaceholderError) as info:
+        substitute("${nope}", values_for("j", "r1", period, {}), quote=True)
+    assert "params.NAME" in str(info.value) and "resources.N.ATTR" in str(info.value)

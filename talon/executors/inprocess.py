@@ -120,7 +120,7 @@ class RunContext:
     job: str
     period: Mapping[str, str | None]
     params: Mapping[str, Any]
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)  # (secrets too: a printed context shows none)
     log: TextIO
     run_file: Path | None = None  # where reports go; None: marker lines in the log
     clock: Callable[[], datetime] = field(default=_utcnow, repr=False)
