@@ -101,11 +101,11 @@ def test_inside_arithmetic_only_an_integer_is_put() -> None:
 def test_yaml_values_are_spelled_as_the_file_spells_them() -> None:
     period = {"key": "2026-11-27", "start": "s", "end": "e", "type": "daily"}
     values = values_for(
-        "j",
-        "r1",
-        period,
-        {"on": True, "off": False, "none": None, "n": 3},
-        [{"path": "h/n1", "attrs": {"gpu": True, "port": 80}}],
+        job="j",
+        run_id="r1",
+        period=period,
+        params={"on": True, "off": False, "none": None, "n": 3},
+        resources=[{"path": "h/n1", "attrs": {"gpu": True, "port": 80}}],
     )
     assert [values[f"params.{k}"] for k in ("on", "off", "none", "n")] == ["true", "false", "", "3"]
     assert (values["resources.0.gpu"], values["resources.0.port"]) == ("true", "80")
@@ -114,5 +114,6 @@ def test_yaml_values_are_spelled_as_the_file_spells_them() -> None:
 def test_an_unknown_placeholder_names_what_is_known() -> None:
     period = {"key": "2026-11-27", "start": "s", "end": "e", "type": "daily"}
     with pytest.raises(PlaceholderError) as info:
-        substitute("${nope}", values_for("j", "r1", period, {}), quote=True)
+        values = values_for(job="j", run_id="r1", period=period, params={})
+        substitute("${nope}", values, quote=True)
     assert "params.NAME" in str(info.value) and "resources.N.ATTR" in str(info.value)
