@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from talon import bookkeeping
-from talon.model import Job, Spec
+from talon.model import Spec
 from talon.pass_recording import Recording
 from talon.plan import (
     MISSED_COUNT_CAP,
@@ -77,7 +77,7 @@ class Firing(Recording):
             keep, dropped, advanced, unseen = due_fires(job, cursor, self.now)
             for fire in keep:
                 late = self.now - fire.at
-                kind = "catchup" if late.total_seconds() > 300 else _trigger_kind(job)
+                kind = "catchup" if late.total_seconds() > 300 else fire.source
                 run = run_for_fire(job, fire, self.now, kind, self.revision())
                 note = f" ({fire.note})" if fire.note else ""
                 self.create_checked(
@@ -113,9 +113,3 @@ class Firing(Recording):
                 f"the clock ({iso(self.now)}) is earlier than the last pass ({iso(latest)}); "
                 "no trigger fires until it catches up"
             )
-
-
-def _trigger_kind(job: Job) -> str:
-    from talon.triggers import CronTrigger
-
-    return "cron" if any(isinstance(t, CronTrigger) for t in job.triggers) else "window"

@@ -78,6 +78,7 @@ class DstPolicy:
 class Fire:
     at: datetime  # the instant, with the zone's UTC offset there (a fixed-offset tzinfo)
     note: str | None = None
+    source: str = "cron"  # the kind of trigger it came from: cron, or window (extended form)
 
 
 @dataclass(frozen=True)
@@ -280,36 +281,47 @@ def _fires(
 ) -> Iterator[Fire]:
     if after.tzinfo is None:
         raise ValueError(f"naive datetime {after.isoformat()}: triggers need an aware instant")
-    streams = [_candidates(t, after, tz, dst) for t in triggers if is_timed([t])]
-    if not streams:
+    timed = [t for t in triggers if is_timed([t])]
+    if not timed:
         return
+    streams = [_candidates(t, after, tz, dst) for t in timed]
+    sources = ["cron" if isinstance(t, CronTrigger) else "window" for t in timed]
     # Within one trigger only wall times moved out of a gap can share an instant, and they
     # come before the rest of their group: any other candidate closes its group at once,
     # without waiting for (and computing) the next one.
     single = len(streams) == 1
-    merged = streams[0] if single else heapq.merge(*streams, key=lambda c: c.utc)
+    tagged = [_tagged(stream, source) for stream, source in zip(streams, sources, strict=True)]
+    merged = tagged[0] if single else heapq.merge(*tagged, key=lambda p: p[0].utc)
     group: list[_Candidate] = []
-    for candidate in merged:
+    source = sources[0]  # of the group's first candidate: where two triggers meet, the first
+    for candidate, came_from in merged:
         if group and candidate.utc != group[0].utc:
-            yield _fire(group, tz)
+            yield _fire(group, tz, source)
             group = []
+        if not group:
+            source = came_from
         group.append(candidate)
         if single and candidate.kind != "moved":
-            yield _fire(group, tz)
+            yield _fire(group, tz, source)
             group = []
     if group:
-        yield _fire(group, tz)
+        yield _fire(group, tz, source)
 
 
-def _fire(group: list[_Candidate], tz: tzinfo) -> Fire:
+def _tagged(stream: Iterator[_Candidate], source: str) -> Iterator[tuple[_Candidate, str]]:
+    for candidate in stream:
+        yield candidate, source
+
+
+def _fire(group: list[_Candidate], tz: tzinfo, source: str) -> Fire:
     local = group[0].utc.astimezone(tz)
     # A fixed offset makes ``at`` a plain instant: ==, < and - are exact against anything,
     # where a ZoneInfo datetime in a repeated hour compares by wall clock within its zone and
     # never equals a datetime of another zone (PEP 495).
     at = local.replace(tzinfo=timezone(local.utcoffset() or _ZERO), fold=0)
     if all(c.kind == "plain" for c in group):
-        return Fire(at)
-    return Fire(at, _note(group, at, tz))
+        return Fire(at, None, source)
+    return Fire(at, _note(group, at, tz), source)
 
 
 # Many jobs share their triggers (every nightly job at 06:00), and a pass asks the same

@@ -1054,3 +1054,17 @@ def test_progress_and_artifacts_are_refused_for_a_run_that_has_ended(
     late = talon("-C", str(root), "artifact", "add", "https://x/y", "--run", run_id, *now)
     assert late.code == 1 and "succeeded" in late.err
     assert runs(root)[run_id] == before
+
+
+def test_a_run_records_the_kind_of_trigger_that_fired_it(tmp_path: Path, talon: Talon) -> None:
+    """In a list with a cron expression, a fire of the windows entry was recorded as cron."""
+    job = (
+        "jobs:\n  d:\n    command: 'true'\n    trigger:\n      - '0 6 * * *'\n"
+        "      - {windows: [{every: 30m, from: '07:00', to: '08:00'}]}\n      - external\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": job})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T05:00:00Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T06:00:10Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T07:00:10Z")
+    kinds = {r["id"]: r["trigger"]["type"] for r in runs(root).values()}
+    assert kinds == {"d@20261127T060000Z": "cron", "d@20261127T070000Z": "window"}
