@@ -54,7 +54,9 @@ def scan(
     whose process is gone (with `repair`, the pass that follows settles those)."""
     findings: list[dict[str, Any]] = []
     quarantine = store.book / "quarantine"
-    book = bookkeeping.load(store)
+    # A missing or damaged index is rebuilt from the run files: read without moving any aside,
+    # here as in the walk below, which reports (and with `repair` quarantines) the damaged.
+    book = bookkeeping.load(store, read=_peek)
     open_found: set[str] = set()
     if not store.root.is_dir():
         return findings
@@ -95,17 +97,13 @@ def scan(
                 continue
             try:
                 run = (store.read if repair else _peek)(path)
+            except FileNotFoundError:
+                continue  # (removed meanwhile)
             except CorruptRun as exc:
-                findings.append(
-                    {
-                        "path": str(path),
-                        "problem": f"unreadable: {exc.why}",
-                        "moved_to": str(exc.moved_to),
-                    }
-                )
-                continue
-            except (ValueError, KeyError, TypeError) as exc:
-                findings.append({"path": str(path), "problem": f"unreadable: {exc}"})
+                finding = {"path": str(path), "problem": f"unreadable: {exc.why}"}
+                if exc.moved_to is not None:
+                    finding["moved_to"] = str(exc.moved_to)
+                findings.append(finding)
                 continue
             rel = path.relative_to(store.root).as_posix()
             if run.state in OPEN_STATES:
@@ -175,20 +173,33 @@ def _unchanged(path: Path, run: Run) -> bool:
     removed its status file) while it was looked at."""
     try:
         current = _peek(path)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, CorruptRun):
         return False
     return bool(current.state is run.state and current.executor == run.executor)
 
 
-def _peek(path: Path) -> Any:
+def _peek(path: Path) -> Run:
+    """A run file read as FileStore.read reads it, but never moved aside (a check writes
+    nothing): a damaged one is raised as CorruptRun without `moved_to`."""
     import json
 
-    from talon.runs import Run
-
-    text = path.read_text("utf-8")
-    if not text.strip():
-        raise ValueError("empty file")
-    return Run.from_json(json.loads(text))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        # Someone's directory that happens to end in .json: not a run file (as for the store).
+        raise FileNotFoundError(path) from None
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptRun(path, f"cannot read: {exc}", None) from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("top level is not an object")
+        return Run.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
+        raise CorruptRun(path, why, None) from None
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
