@@ -4,6 +4,7 @@ bookkeeping; `--repair` quarantines and settles, and fires no trigger and starts
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,40 @@ def _why() -> str:
     except json.JSONDecodeError as exc:
         return str(exc)
     raise AssertionError("DAMAGED parses")
+
+
+def test_fsck_repair_settles_but_fires_and_starts_nothing(tmp_path: Path, talon: Talon) -> None:
+    """Regression: `--repair` ran a whole reconcile pass: it fired the due trigger of `c` and
+    started the run. It collects `e`'s end and records the run that end sets off (`f`, ready),
+    and leaves triggers and dispatches to reconcile."""
+    jobs = (
+        "jobs:\n"
+        "  c:\n    trigger: '*/5 * * * *'\n    command: echo ran > RAN\n"
+        "  e:\n    trigger: external\n    command: 'true'\n"
+        "  f:\n    trigger: {after: e}\n    command: echo ran > RAN_F\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    assert talon("-C", str(root), "reconcile", "--now", "2026-11-28T07:00:30Z").code == 0
+    e_id = talon("-C", str(root), "trigger", "e", "--now", "2026-11-28T07:01:00Z").out.strip()
+    assert talon("-C", str(root), "reconcile", "--now", "2026-11-28T07:01:00Z").code == 0
+    e_path = root / f"state/2026-11-28/e/{e_id}.json"
+    assert json.loads(e_path.read_text())["state"] == "running"
+
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while json.loads(e_path.read_text())["state"] == "running" and time.monotonic() < deadline:
+        repaired = talon("-C", str(root), "fsck", "--repair", "--now", "2026-11-28T07:11:00Z")
+        assert repaired.code == 0, repaired.err
+        lines += repaired.lines
+        time.sleep(0.05)
+    assert json.loads(e_path.read_text())["state"] == "succeeded"
+    assert not any(" c@" in line or line.startswith("repair: dispatch") for line in lines), lines
+    assert any(line.startswith("repair: succeed  e@") for line in lines), lines
+    assert not list((root / "state").glob("*/c/*.json"))  # the due trigger is reconcile's
+    (f_path,) = (root / "state").glob("*/f/*.json")
+    assert json.loads(f_path.read_text())["state"] == "ready"  # recorded, not started
+    time.sleep(0.2)
+    assert not (root / "RAN").exists() and not (root / "RAN_F").exists()
+
+    fired = talon("-C", str(root), "reconcile", "--now", "2026-11-28T07:11:00Z")
+    assert "c@20261128T071000Z" in fired.out and "dispatch f@" in fired.out
