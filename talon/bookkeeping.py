@@ -167,16 +167,17 @@ def _identity(path: str) -> Identity | None:
         return None
 
 
-def load(store: FileStore) -> Book:
+def load(store: FileStore, *, read: Callable[[Path], Run] | None = None) -> Book:
     """The book: the index, the changes logged since, and creators' journal lines.
 
     Readers without the pass lock (`status`, `resources`, `fsck`) may meet a checkpoint half
     done (the new index with the old log, or the old index with the emptied log): a load
-    during which the index changed is read again."""
+    during which the index changed is read again. `read` reads the run files when the index
+    has to be rebuilt (see rebuild)."""
     index = f"{store.book}/{INDEX}"
     before = _identity(index)
     for _ in range(5):
-        book = _load(store, before)
+        book = _load(store, before, read)
         after = _identity(index)
         if after == before:
             break
@@ -184,7 +185,9 @@ def load(store: FileStore) -> Book:
     return book
 
 
-def _load(store: FileStore, index_identity: Identity | None) -> Book:
+def _load(
+    store: FileStore, index_identity: Identity | None, read: Callable[[Path], Run] | None
+) -> Book:
     book_dir = str(store.book)
     log_path = f"{book_dir}/{INDEX_LOG}"
     # On NFS (lockfile mode) attributes are cached: a stat may not show another host's write.
@@ -211,7 +214,7 @@ def _load(store: FileStore, index_identity: Identity | None) -> Book:
     if book is None:
         data = store.load_book(INDEX)
         if data is None:
-            book, rebuilt = rebuild(store), True
+            book, rebuilt = rebuild(store, read=read), True
         else:
             book = Book(
                 open=set(data.get("open", [])),
@@ -601,14 +604,18 @@ def _truncate(path: str) -> None:
         pass
 
 
-def rebuild(store: FileStore) -> Book:
+def rebuild(store: FileStore, *, read: Callable[[Path], Run] | None = None) -> Book:
     """Scan every run file once: the open ones go in the index, and each job's cursor restarts
-    at its newest scheduled trigger, so triggers missed since are caught up, not forgotten."""
+    at its newest scheduled trigger, so triggers missed since are caught up, not forgotten.
+
+    `read` (default: the store's, which moves a damaged file aside) raises CorruptRun for a
+    damaged file: `fsck` passes one that moves nothing and reports what it finds itself."""
     book = Book()
     newest: dict[str, datetime] = {}
+    read_run = store.read if read is None else read
     for path in store.iter_run_files():
         try:
-            run = store.read(path)
+            run = read_run(path)
         except FileNotFoundError:
             continue
         except CorruptRun as exc:

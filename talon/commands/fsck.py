@@ -4,8 +4,9 @@ Finds unreadable run files, temporary files left by killed writers, open runs mi
 the index, and runs stuck without an owner: running with no handle, or (local and inprocess
 runs) whose process is gone without recording an exit status, which the pass `--repair` starts
 settles as lost. It never deletes: with `--repair`, damaged and stray files are moved aside
-(`<name>.corrupt-<stamp>`, or under `state/.talon/quarantine/`), the index is rebuilt, and a
-pass settles stuck runs. Without `--repair` it writes nothing.
+(`<name>.corrupt-<stamp>`, or under `state/.talon/quarantine/`), the index is rebuilt, and the
+collect step of a pass settles stuck and finished runs; it fires no trigger and starts nothing
+(that is `reconcile`'s). Without `--repair` it writes nothing.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from talon import bookkeeping
 from talon.cli import EXIT_FAILED, EXIT_OK, parse_now
 from talon.executors.base import Lost
-from talon.model import ExecutorConfig
+from talon.model import ExecutorConfig, Spec
 from talon.output import emit_json
 from talon.plan import settle
 from talon.repo import open_repo
 from talon.runs import OPEN_STATES, Run, State
 from talon.store import BOOK_DIR, RUN_SUFFIX, CorruptRun, FileStore
+
+if TYPE_CHECKING:
+    from talon.passes import Pass
 
 _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 # Executors whose runs can be looked at without side effects: a status file and /proc. The
@@ -54,7 +58,9 @@ def scan(
     whose process is gone (with `repair`, the pass that follows settles those)."""
     findings: list[dict[str, Any]] = []
     quarantine = store.book / "quarantine"
-    book = bookkeeping.load(store)
+    # A missing or damaged index is rebuilt from the run files: read without moving any aside,
+    # here as in the walk below, which reports (and with `repair` quarantines) the damaged.
+    book = bookkeeping.load(store, read=_peek)
     open_found: set[str] = set()
     if not store.root.is_dir():
         return findings
@@ -95,17 +101,13 @@ def scan(
                 continue
             try:
                 run = (store.read if repair else _peek)(path)
+            except FileNotFoundError:
+                continue  # (removed meanwhile)
             except CorruptRun as exc:
-                findings.append(
-                    {
-                        "path": str(path),
-                        "problem": f"unreadable: {exc.why}",
-                        "moved_to": str(exc.moved_to),
-                    }
-                )
-                continue
-            except (ValueError, KeyError, TypeError) as exc:
-                findings.append({"path": str(path), "problem": f"unreadable: {exc}"})
+                finding = {"path": str(path), "problem": f"unreadable: {exc.why}"}
+                if exc.moved_to is not None:
+                    finding["moved_to"] = str(exc.moved_to)
+                findings.append(finding)
                 continue
             rel = path.relative_to(store.root).as_posix()
             if run.state in OPEN_STATES:
@@ -152,6 +154,26 @@ def scan(
     return findings
 
 
+def _settling_pass(spec: Spec, store: FileStore, now: datetime) -> Pass:
+    """The pass `--repair` runs: a reconcile pass's collect step alone. It settles what ended
+    or was lost (writing what those ends set off, dependants and retries, as runs that wait for
+    the next reconcile) and puts back runs whose dispatch was interrupted; it fires no trigger,
+    checks no constraint and starts nothing."""
+    from talon.passes import Pass
+
+    class Settling(Pass):
+        def fire(self) -> None:
+            pass
+
+        def check(self) -> None:
+            pass
+
+        def dispatch(self, round_: int = 0) -> None:
+            pass
+
+    return Settling(spec, store, now)
+
+
 def _lost(run: Run, executors: Mapping[str, ExecutorConfig]) -> Lost | None:
     """What the pass of --repair would hear from the run's executor, when that is a loss;
     None when it would hear running or finished (the next pass collects a finished run), or
@@ -175,20 +197,33 @@ def _unchanged(path: Path, run: Run) -> bool:
     removed its status file) while it was looked at."""
     try:
         current = _peek(path)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, CorruptRun):
         return False
     return bool(current.state is run.state and current.executor == run.executor)
 
 
-def _peek(path: Path) -> Any:
+def _peek(path: Path) -> Run:
+    """A run file read as FileStore.read reads it, but never moved aside (a check writes
+    nothing): a damaged one is raised as CorruptRun without `moved_to`."""
     import json
 
-    from talon.runs import Run
-
-    text = path.read_text("utf-8")
-    if not text.strip():
-        raise ValueError("empty file")
-    return Run.from_json(json.loads(text))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        # Someone's directory that happens to end in .json: not a run file (as for the store).
+        raise FileNotFoundError(path) from None
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptRun(path, f"cannot read: {exc}", None) from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("top level is not an object")
+        return Run.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
+        raise CorruptRun(path, why, None) from None
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
@@ -204,9 +239,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         findings = scan(repo.store, now, False, repo.spec.config.executors)
     settled: list[str] = []
     if args.repair:
-        from talon.passes import Pass
-
-        settled = [str(d) for d in Pass(repo.spec, repo.store, now).run()]
+        settled = [str(d) for d in _settling_pass(repo.spec, repo.store, now).run()]
     if args.json:
         emit_json({"findings": findings, "settled": settled})
     else:
