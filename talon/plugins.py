@@ -2,7 +2,8 @@
 
 A plugin is called as `fn(run, options, view, now)` and returns `(verdict, reason)` with
 verdict one of pass, block, fail, cancel. The repository's `lib/` directory is importable,
-so a team can keep its plugins beside its schedule.
+so a team can keep its plugins beside its schedule; so is the repository itself, last (a
+module beside talon.yaml, which shadows nothing installed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ def import_target(target: str, root: Path) -> Any:
     lib = str(root / "lib")
     if (root / "lib").is_dir() and lib not in sys.path:
         sys.path.insert(0, lib)
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
     module = importlib.import_module(module_name)
     obj: Any = module
     for part in attr.split("."):

@@ -1068,3 +1068,21 @@ def test_a_run_records_the_kind_of_trigger_that_fired_it(tmp_path: Path, talon: 
     talon("-C", str(root), "reconcile", "--now", "2026-11-27T07:00:10Z")
     kinds = {r["id"]: r["trigger"]["type"] for r in runs(root).values()}
     assert kinds == {"d@20261127T060000Z": "cron", "d@20261127T070000Z": "window"}
+
+
+def test_a_plugin_beside_talon_yaml_is_importable(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(
+        tmp_path,
+        {
+            "talon.yaml": "timezone: UTC\nplugins: {constraints: {flag: besideext:flag}}\n",
+            "besideext.py": "def flag(run, options, view, now):\n    return 'block', 'no flag'\n",
+            "schedule/a.yaml": "jobs:\n  d: {command: 'true', trigger: external, "
+            "constraints: {flag: {}}}\n",
+        },
+    )
+    assert talon("-C", str(root), "validate").code == 0
+    now = ("--now", "2026-11-27T10:00:00Z")
+    run_id = talon("-C", str(root), "trigger", "d", *now).out.strip()
+    talon("-C", str(root), "reconcile", *now)
+    assert runs(root)[run_id]["state"] == "blocked"
+    assert "no flag" in runs(root)[run_id]["reason"]

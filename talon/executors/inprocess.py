@@ -102,6 +102,8 @@ class InprocessExecutor:
         ]
         if repo is not None and (repo / "lib").is_dir():
             entries.append(str(repo / "lib"))
+        if repo is not None:
+            entries.append(str(repo))  # last: a module beside talon.yaml shadows nothing
         return entries
 
 
