@@ -256,7 +256,7 @@ class _Parser:
             return _clock(low, low.suffix), _clock(low, low.suffix)
         end = _clock(high, high.suffix)
         start = _clock(low, low.suffix or high.suffix)
-        if low.suffix is None and high.suffix and start >= end != time(0):
+        if low.suffix is None and high.suffix and start > end != time(0):
             start = _clock(low, "am" if high.suffix == "pm" else "pm")
         return start, end
 

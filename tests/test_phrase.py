@@ -83,6 +83,8 @@ def test_phrases(text: str, windows: tuple[Window, ...], days: frozenset[int] | 
         ("every 15 minutes between 25:00-26:00", '"25:00" is not a time of day', 25),
         ("every 15 minutes between 9:5-10am", '"9:5" is not a time of day', 25),
         ("every 15 minutes between 9am-9am", 'empty window: "every 15 minutes between 9am-9am"', 0),
+        # (not read as 7pm-7am, the way "11-1pm" is 11am-1pm: an end that equals the start)
+        ("every 15 minutes between 7-7am", 'empty window: "every 15 minutes between 7-7am"', 0),
         (
             "every 15 minutes between 7-10am hourly",
             'expected "," or "on" after "every 15 minutes between 7-10am"',
