@@ -134,6 +134,16 @@ def load_file(path: Path) -> Loaded:
     return load_text(text)
 
 
+def _key_text(key: Any) -> str:
+    """A key YAML reads as another type, as the file spells it: a job named `true:` or
+    `null:` is `true` or `null`, not Python's `True` or `None`."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
 def _to_plain(raw: Any) -> Loaded:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -149,7 +159,7 @@ def _to_plain(raw: Any) -> Loaded:
         if isinstance(node, CommentedMap):
             out: dict[str, Any] = {}
             for k, v in node.items():
-                key = k if isinstance(k, str) else str(k)
+                key = k if isinstance(k, str) else _key_text(k)
                 child = (*path, key)
                 try:
                     kl, kc = node.lc.key(k)

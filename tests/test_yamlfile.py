@@ -59,3 +59,12 @@ def test_alias_expansion_is_bounded() -> None:
 
 def test_empty_document_is_none() -> None:
     assert load_text("# only a comment\n").data is None
+
+
+def test_keys_read_as_other_types_keep_their_spelling() -> None:
+    assert load_text("true: 1\nnull: 2\nfalse: 3\n7: 4\n").data == {
+        "true": 1,
+        "null": 2,
+        "false": 3,
+        "7": 4,
+    }
