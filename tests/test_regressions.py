@@ -1086,3 +1086,10 @@ def test_a_plugin_beside_talon_yaml_is_importable(tmp_path: Path, talon: Talon) 
     talon("-C", str(root), "reconcile", *now)
     assert runs(root)[run_id]["state"] == "blocked"
     assert "no flag" in runs(root)[run_id]["reason"]
+
+
+def test_a_bad_now_or_directory_is_a_usage_error_everywhere(tmp_path: Path, talon: Talon) -> None:
+    root = write_repo(tmp_path / "repo", {"schedule/a.yaml": "jobs: {}\n"})
+    assert talon("-C", str(root), "resources", "--now", "garbage").code == 2
+    assert talon("-C", str(tmp_path / "nowhere"), "validate").code == 2
+    assert talon("-C", str(tmp_path / "nowhere"), "status").code == 2

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from talon import bookkeeping
-from talon.cli import EXIT_OK
+from talon.cli import EXIT_OK, parse_now
 from talon.output import emit_json, table
 from talon.repo import Repo, open_repo
 from talon.resources import candidates
@@ -51,6 +51,7 @@ def tree(repo: Repo) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    parse_now(args.now)  # (nothing here depends on the clock; a bad --now is still refused)
     repo = open_repo(args.directory, environ, readonly=True, partial=True)
     rows = tree(repo)
     if args.json:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from talon.cli import EXIT_FAILED, EXIT_OK, find_repo
+from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, find_repo
 from talon.discover import CONFIG_FILE, find_root
 from talon.output import emit_json
 from talon.problems import Problem
@@ -46,6 +46,8 @@ def _plugin_problems(root: Path, plugins: Mapping[str, str]) -> list[Problem]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:
+    if args.directory is not None and not Path(args.directory).is_dir():
+        raise UsageError(f"-C {args.directory}: no such directory")
     if args.directory is not None and find_root(Path(args.directory)) is None:
         root = Path(args.directory)
         problems = [Problem(CONFIG_FILE, 0, 0, f"missing: no {CONFIG_FILE} in {root.resolve()}")]
