@@ -60,25 +60,31 @@ def matching_period(run: Run, dep: AfterDep, upstream: Job, tz: ZoneInfo) -> Per
     return up.previous() if dep.period == "previous" else up
 
 
-def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
+def start_by_deadline(run: Run, job: Job) -> datetime | None:
+    """When `run` must have started by, under its job's start_by; None when none applies."""
     sb = job.constraints.start_by
-    if sb is None:
-        return None
-    if run.trigger.get("type") == "backfill":
-        # Made for a past period on purpose, and late by design.
-        return Check("start_by", Verdict.PASS, "start_by does not apply to a backfill")
+    if sb is None or run.trigger.get("type") == "backfill":
+        return None  # (a backfill is made for a past period on purpose, late by design)
     trig_at = datetime.fromisoformat(run.trigger["at"]).astimezone(ZoneInfo(job.timezone))
     if sb.clock is not None:
         # The clock time on the trigger's day (SPEC), even when that is before the trigger: a
         # run triggered at 10:00 with start_by 09:00 is late already. A time the day skips
         # (spring forward) is the first instant after the gap, as for triggers; a repeated
         # one is its first occurrence.
-        deadline = _on_day(trig_at, sb.clock.hour, sb.clock.minute, ZoneInfo(job.timezone))
-    else:
-        # Elapsed time, not wall time: across a DST change "3h" is three real hours.
-        from datetime import UTC
+        return _on_day(trig_at, sb.clock.hour, sb.clock.minute, ZoneInfo(job.timezone))
+    # Elapsed time, not wall time: across a DST change "3h" is three real hours.
+    from datetime import UTC
 
-        deadline = trig_at.astimezone(UTC) + timedelta(seconds=sb.after_s or 0)
+    return trig_at.astimezone(UTC) + timedelta(seconds=sb.after_s or 0)
+
+
+def check_start_by(run: Run, job: Job, now: datetime) -> Check | None:
+    sb = job.constraints.start_by
+    if sb is None:
+        return None
+    deadline = start_by_deadline(run, job)
+    if deadline is None:
+        return Check("start_by", Verdict.PASS, "start_by does not apply to a backfill")
     if now > deadline:
         local_now = now.astimezone(ZoneInfo(job.timezone)).strftime("%H:%M:%S")
         return Check("start_by", Verdict.FAIL, f"start_by {sb.describe()} passed at {local_now}")

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from talon.constraints import Check, Verdict, combine, evaluate
+from talon.constraints import Check, Verdict, combine, evaluate, start_by_deadline
 from talon.jobindex import unblocked_by, unblockers
+from talon.model import Job
 from talon.pass_recording import Recording
 from talon.runs import Run, State, iso
 
@@ -42,17 +43,22 @@ class Checking(Recording):
             if len(runs) > 1:
                 runs.sort(key=lambda r: (r.created, r.id))
             job = jobs.get(name)
-            if job is None or job.constraints.start_by:
+            if job is None:
                 always, quiet, poll = True, False, 0.0
             else:
                 always, quiet, poll = False, changed.isdisjoint(unblockers(job)), job.poll_s
             for run in runs:
                 if run.state is State.BLOCKED:
                     last = checked.get(run.id)
-                    if not (quiet and last is not None and now_ts - last < poll):
+                    deadline = _deadline(run, job)
+                    if now_ts > deadline or not (
+                        quiet and last is not None and now_ts - last < poll
+                    ):
                         self.check_one(run)
                         last = checked.get(run.id)
-                    calm = min(calm, -math.inf if always or last is None else last + poll)
+                    # Next due at its poll, or at its start_by deadline if that comes first.
+                    due = -math.inf if always or last is None else last + poll
+                    calm = min(calm, due, deadline)
                 elif run.state is State.READY:
                     self.check_one(run)
         before = view.calm[1] if view.calm is not None and not full else math.inf
@@ -67,14 +73,16 @@ class Checking(Recording):
                 run,
                 [Check("schedule", Verdict.CANCEL, f"job {run.job} is no longer in the schedule")],
             )
-        if run.state is State.BLOCKED and not job.constraints.start_by:
+        if run.state is State.BLOCKED:
             last = self.book.checked.get(run.id)
+            now_ts = self.now.timestamp()
             if (
                 last is not None
-                and self.now.timestamp() - last < job.poll_s
+                and now_ts - last < job.poll_s
                 and self.changed_jobs.isdisjoint(unblockers(job))
+                and now_ts <= _deadline(run, job)
             ):
-                return run  # checked lately, and nothing it waits for has changed since
+                return run  # checked lately, nothing it waits for changed, not yet too late
         plugins = self.plugins() if job.constraints.plugins else {}
         checks = evaluate(run, job, self.spec, self.view, self.now, plugins, dispatched)
         if not self.dry_run:
@@ -107,6 +115,15 @@ class Checking(Recording):
         if new.state is not before or (new.state is State.BLOCKED and new.reason != run.reason):
             self._decide_state(new)
         return new
+
+
+def _deadline(run: Run, job: Job | None) -> float:
+    """The run's start_by deadline as a timestamp (inf: none): past it, it is checked (and
+    fails) whatever its poll interval says."""
+    if job is None or job.constraints.start_by is None:
+        return math.inf
+    deadline = start_by_deadline(run, job)
+    return deadline.timestamp() if deadline is not None else math.inf
 
 
 def _checks_json(run: Run, checks: Sequence[Check], now: datetime) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ until the earliest of:
 - the next due trigger instant across all jobs (the book's cursors);
 - the next poll of each open run: a blocked run at its last check plus its job's `poll`, a ready
   or running one at the last pass plus its job's `poll` (allocation retries, remote executors,
-  lost runs), a running one with a `timeout` at its deadline;
+  lost runs), a running one with a `timeout` at its deadline, a waiting one with a `start_by`
+  at its deadline;
 - the periodic pass (`--full-pass`), the safety net for events the kernel dropped: it also
   re-reads the configuration when any of its files changed.
 
@@ -136,7 +137,7 @@ class OpenRun:
     state: State
     poll_s: float
     checked: float | None = None  # last constraint check (blocked runs)
-    deadline: float | None = None  # started + timeout (running runs)
+    deadline: float | None = None  # started + timeout (running), start_by (blocked, ready)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def next_wake(
         elif run.state in OPEN_STATES:
             offer(last_pass + run.poll_s + EPSILON_S, f"poll {run.run_id}")
         if run.deadline is not None:
-            offer(run.deadline + EPSILON_S, f"timeout {run.run_id}")
+            offer(run.deadline + EPSILON_S, f"deadline {run.run_id}")
     return best
 
 
@@ -656,6 +657,12 @@ def _open_run(run: Run, job: Job | None, checked: float | None) -> OpenRun:
     if run.state is State.RUNNING and job is not None and job.timeout_s is not None and run.started:
         with contextlib.suppress(ValueError):
             deadline = datetime.fromisoformat(run.started).timestamp() + float(job.timeout_s)
+    elif run.state in (State.BLOCKED, State.READY) and job is not None:
+        from talon.constraints import start_by_deadline
+
+        with contextlib.suppress(ValueError, KeyError):
+            start_by = start_by_deadline(run, job)  # (past it the run fails, poll or not)
+            deadline = start_by.timestamp() if start_by is not None else None
     return OpenRun(run.id, run.state, poll_s, checked, deadline)
 
 

@@ -1093,3 +1093,38 @@ def test_a_bad_now_or_directory_is_a_usage_error_everywhere(tmp_path: Path, talo
     assert talon("-C", str(root), "resources", "--now", "garbage").code == 2
     assert talon("-C", str(tmp_path / "nowhere"), "validate").code == 2
     assert talon("-C", str(tmp_path / "nowhere"), "status").code == 2
+
+
+def test_start_by_keeps_the_poll_interval_but_fails_on_time(tmp_path: Path, talon: Talon) -> None:
+    """A job with start_by was checked at every pass, whatever its poll (a plugin constraint
+    ran each time); it is now checked at its poll, and at its deadline."""
+    flag = tmp_path / "flag"
+    job = (
+        "jobs:\n  d:\n    command: 'true'\n    trigger: '0 6 * * *'\n    poll: 10m\n"
+        "    constraints: {flag: {}, start_by: 'START'}\n"
+    )
+    plugin = (
+        "import os\ndef flag(run, options, view, now):\n"
+        f"    return ('pass', 'flag') if os.path.exists({str(flag)!r}) else ('block', 'no flag')\n"
+    )
+    for start_by, at, state in (
+        ("23:00", "06:05", "blocked"),
+        ("23:00", "06:11", "running"),
+        ("06:07", "06:08", "failed"),
+    ):
+        root = write_repo(
+            tmp_path / f"r{start_by}{at}".replace(":", ""),
+            {
+                "talon.yaml": "timezone: UTC\nplugins: {constraints: {flag: flagext:flag}}\n",
+                "lib/flagext.py": plugin,
+                "schedule/a.yaml": job.replace("START", start_by),
+            },
+        )
+        flag.unlink(missing_ok=True)
+        talon("-C", str(root), "reconcile", "--now", "2026-03-04T05:00:00Z")
+        talon("-C", str(root), "reconcile", "--now", "2026-03-04T06:00:00Z")
+        assert runs(root)["d@20260304T060000Z"]["state"] == "blocked"
+        if state != "failed":
+            flag.touch()
+        talon("-C", str(root), "reconcile", "--now", f"2026-03-04T{at}:00Z")
+        assert runs(root)["d@20260304T060000Z"]["state"] == state, (start_by, at)

@@ -72,8 +72,14 @@ T = 1_800_000_000.0  # the last pass, epoch seconds
         pytest.param(
             {},
             [OpenRun("a@1", State.RUNNING, 120.0, deadline=T + 5)],
-            Wake(T + 5 + EPSILON_S, "timeout a@1"),
+            Wake(T + 5 + EPSILON_S, "deadline a@1"),
             id="running: its timeout",
+        ),
+        pytest.param(
+            {},
+            [OpenRun("a@1", State.BLOCKED, 600.0, checked=T - 20, deadline=T + 40)],
+            Wake(T + 40 + EPSILON_S, "deadline a@1"),
+            id="blocked: its start_by before its poll",
         ),
         pytest.param(
             {"a": T + 50},
