@@ -181,11 +181,6 @@ class Collecting(Submitting):
                     _prune_status(current)
                 return
         markers = self._markers(sub) if sub is not None else (None, [])
-        if settled.state is State.SUCCEEDED:
-            self._trigger_dependants(settled)
-            crash_point("collect.after_dependants")
-        elif settled.state is State.FAILED and job is not None and settled.attempt <= job.retries:
-            self._retry(job, settled)
 
         def change(current: Run) -> Run | None:
             if current.state is not State.RUNNING:
@@ -205,14 +200,24 @@ class Collecting(Submitting):
                 new = new.but(artifacts=(*new.artifacts, *artifacts))
             return new
 
+        # The view has the end before what follows from it is made: a dependant checked at
+        # once sees its upstream succeeded (not "waiting for it to succeed"), a retry sees
+        # the attempt before it ended. The file is written later (`ends`), under the lock
+        # held since the re-read above.
         if self.dry_run:
             new = self.write(run, change)
         else:
             new = change(current) or current
-            self.ends.append((run, change))
-            self.changed_jobs.add(run.job)
             assert self.view is not None
             self.view.note(new)
+        if settled.state is State.SUCCEEDED:
+            self._trigger_dependants(settled)
+            crash_point("collect.after_dependants")
+        elif settled.state is State.FAILED and job is not None and settled.attempt <= job.retries:
+            self._retry(job, settled)
+        if not self.dry_run:
+            self.ends.append((run, change))
+            self.changed_jobs.add(run.job)
         if new.state is State.SUCCEEDED and new.started:
             self.book.add_duration(
                 run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()

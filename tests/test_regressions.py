@@ -1128,3 +1128,22 @@ def test_start_by_keeps_the_poll_interval_but_fails_on_time(tmp_path: Path, talo
             flag.touch()
         talon("-C", str(root), "reconcile", "--now", f"2026-03-04T{at}:00Z")
         assert runs(root)["d@20260304T060000Z"]["state"] == state, (start_by, at)
+
+
+def test_a_run_made_by_its_upstreams_success_does_not_wait_for_it(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """A run created because `up` succeeded recorded a first step `blocked: waiting for up to
+    succeed`: its after constraint was checked before the view had up's end."""
+    jobs = (
+        "jobs:\n  up: {command: 'true', trigger: '0 6 * * *'}\n"
+        "  d1: {command: 'true', trigger: {after: up}, constraints: {after: [up]}}\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T05:00:00Z")
+    done = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-03-04T06:00:10Z")
+    assert done.code == 0
+    assert not any(line.startswith("block") for line in done.lines), done.out
+    (d1,) = [r for r in runs(root).values() if r["job"] == "d1"]
+    assert d1["state"] == "succeeded"
+    assert [h["state"] for h in d1["history"]] == ["ready", "running", "succeeded"]
