@@ -219,8 +219,9 @@ class Collecting(Submitting):
             self.ends.append((run, change))
             self.changed_jobs.add(run.job)
         if new.state is State.SUCCEEDED and new.started:
+            end = datetime.fromisoformat(new.finished) if new.finished else self.now
             self.book.add_duration(
-                run.job, (self.now - datetime.fromisoformat(new.started)).total_seconds()
+                run.job, (end - datetime.fromisoformat(new.started)).total_seconds()
             )
         action = {State.SUCCEEDED: "succeed", State.FAILED: "fail"}.get(new.state, new.state.value)
         why = new.history[-1].get("reason") if new.history else None

@@ -275,6 +275,18 @@ def _period_from_json(run: Run, job: Job) -> Period:
 LOST = "lost"  # the reason of a run whose executor can no longer account for it
 
 
+def _ended(run: Run, status: Finished, now: datetime) -> datetime:
+    """When the run ended: as its executor says, when that lies between its start and now
+    (a pass from cron collects a run up to a minute late; its duration is the run's, not the
+    pass's). Otherwise, as under a `--now` of another day, when this pass learned it."""
+    if status.ended is None or run.started is None:
+        return now
+    ended = datetime.fromtimestamp(status.ended, UTC)
+    if datetime.fromisoformat(run.started) <= ended <= now:
+        return ended.astimezone(now.tzinfo)
+    return now
+
+
 def settle(run: Run, status: Status, now: datetime, timeout_s: float | None) -> Run | None:
     """The running run after its executor's answer; None when nothing changes."""
     if isinstance(status, Finished):
@@ -285,7 +297,7 @@ def settle(run: Run, status: Status, now: datetime, timeout_s: float | None) -> 
             now,
             reason,
             exit_code=status.exit_code,
-            finished=iso(now),
+            finished=iso(_ended(run, status, now)),
         )
     if isinstance(status, Lost):
         # The reason is the SPEC's `lost`, for scripts and greps; how the executor lost the

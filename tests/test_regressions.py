@@ -1147,3 +1147,25 @@ def test_a_run_made_by_its_upstreams_success_does_not_wait_for_it(
     (d1,) = [r for r in runs(root).values() if r["job"] == "d1"]
     assert d1["state"] == "succeeded"
     assert [h["state"] for h in d1["history"]] == ["ready", "running", "succeeded"]
+
+
+def test_a_run_finishes_when_its_command_ended_not_when_a_pass_noticed(
+    tmp_path: Path, talon: Talon
+) -> None:
+    """`finished` was the time of the pass that collected the run: from cron every minute, a
+    one-second job took up to a minute, and so did the durations that estimate progress."""
+    from datetime import datetime
+
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  s: {command: sleep 1.2, trigger: external}\n"}
+    )
+    run_id = talon("-C", str(root), "trigger", "s").out.strip()
+    assert talon("-C", str(root), "reconcile").code == 0
+    time.sleep(4.5)
+    assert talon("-C", str(root), "reconcile").code == 0
+    run = runs(root)[run_id]
+    assert run["state"] == "succeeded"
+    took = datetime.fromisoformat(run["finished"]) - datetime.fromisoformat(run["started"])
+    assert 1 <= took.total_seconds() <= 3, took  # (run files keep whole seconds)
+    collected = datetime.fromisoformat(run["history"][-1]["at"])
+    assert collected > datetime.fromisoformat(run["finished"])  # (the decision's own time)

@@ -51,10 +51,12 @@ class Running:
 
 @dataclass(frozen=True)
 class Finished:
-    """The run ended; exit_code is the process's exit status (128+N for a signal N)."""
+    """The run ended; exit_code is the process's exit status (128+N for a signal N), `ended`
+    when it did (epoch seconds), where the executor knows."""
 
     exit_code: int
     detail: str = ""
+    ended: float | None = field(default=None, compare=False)  # (how it ended is the outcome)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ Files are left in place for `talon fsck` or the caller to prune; submit removes 
 
 A shared status file (`sub.shared_status`, `<name>.status`, given by the caller) replaces the
 `.rc` files of runs without a timeout: every wrapper of one Talon process appends a line
-`<key> <status>` to it (`>>`: O_APPEND, one small write, whole). No file is created or deleted
+`<key> <status> <uptime>` to it (`>>`: O_APPEND, one small write, whole; the uptime is the boot
+clock when the command ended, which `poll` turns into `Finished.ended`; an own `.rc` file's
+mtime says the same). No file is created or deleted
 per run, which on these disks costs more than the rest of the wrapper (an inode allocated, then
 freed, and each allocation scans the inodes freed in the last minutes). The key is the run's
 `.rc` name without the suffix, plus the submit time, so a run started again never reads an old
@@ -94,6 +96,7 @@ from talon.executors.status_files import (
     LocalHandle,
     cancel_file,
     clear_status,
+    ended_at,
     make_status_dir,
     prune_shared_status,
     prune_status,
@@ -346,7 +349,7 @@ class LocalExecutor:
         if code is not None:
             if act:
                 self._reap(h)
-            return Finished(code, self._detail(h, code))
+            return Finished(code, self._detail(h, code), ended_at(h, self._boot_id() or None))
         proc = self._identify(h)
         if proc is not None and not proc.dead:
             if act:
@@ -356,7 +359,7 @@ class LocalExecutor:
             self._reap(h)
         code, raw = status_of(h)  # it may have been written since the first look
         if code is not None:
-            return Finished(code, self._detail(h, code))
+            return Finished(code, self._detail(h, code), ended_at(h, self._boot_id() or None))
         if raw:
             return Lost(
                 f"process {h.pid} vanished leaving an unreadable exit status {raw!r} in {h.rc_file}"
@@ -572,7 +575,19 @@ def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str,
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Variables sh sets for itself (it ignores them in the environment it starts with, but an
 # `export` in a script would set them), and the spare script's own.
-_SHELL_OWN = frozenset({"IFS", "OPTIND", "PPID", "_talon_r", "_talon_n", "_talon_c", "_talon_s"})
+_SHELL_OWN = frozenset(
+    {
+        "IFS",
+        "OPTIND",
+        "PPID",
+        "_talon_r",
+        "_talon_n",
+        "_talon_c",
+        "_talon_s",
+        "_talon_e",
+        "_talon_f",
+    }
+)
 
 
 def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, key: str) -> str:
@@ -592,7 +607,8 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
         f"cd -- {quote(str(workdir))} && (_talon_c={quote(command)}; unset _talon_r _talon_n\n"
         'set --; eval "unset _talon_c; $_talon_c")\n'
         "_talon_s=$?\n"
-        'echo "$_talon_n $_talon_s" >>"$_talon_r"\n'
+        "read -r _talon_e _talon_f </proc/uptime || _talon_e=\n"
+        'echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"\n'
         "}\n"
     )
 

@@ -58,7 +58,8 @@ cd -- "$_talon_d" && if [ -n "$_talon_x" ]; then "$_talon_x" -k "$_talon_k" "$_t
 elif [ -z "$1" ]; then (_talon_c=$2; unset _talon_r _talon_n _talon_d _talon_x _talon_t _talon_k
 set --; eval "unset _talon_c; $_talon_c"); else "$@"; fi
 _talon_s=$?
-if [ -n "$_talon_n" ]; then echo "$_talon_n $_talon_s" >>"$_talon_r"
+if [ -n "$_talon_n" ]; then read -r _talon_e _talon_f </proc/uptime || _talon_e=
+echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"
 else echo $_talon_s >"$_talon_r"; fi
 """
 # (Prefixed names: a job's environment may well hold `r` or `c`, which plain names would

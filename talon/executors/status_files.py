@@ -1,7 +1,8 @@
 """The files a local run's exit status is recorded in, and the handle that names them.
 
 A run's wrapper writes its status to a `.rc` file of its own (runs with a timeout, lockfile
-mode) or appends `KEY STATUS` to the status file the runs of one Talon process share
+mode) or appends `KEY STATUS UPTIME` (the boot clock when the command ended, from
+/proc/uptime: a builtin `read`, no exec) to the status file the runs of one Talon process share
 (`state/.talon/proc/p<pid>-<start>[-gen].status`); a cancel leaves a `.cancel` file beside it.
 Talon reads them incrementally (`shared_lines`) and removes them once the outcome is in the
 run file (`prune_status`, `prune_shared_status`).
@@ -114,7 +115,31 @@ def status_of(h: LocalHandle) -> tuple[int | None, str]:
     raw = shared_lines(h.rc_file).get(h.key)
     if raw is None or raw.startswith("+"):  # none yet, or only a spare's "started" line
         return None, ""
-    return (int(raw), raw) if raw.isdigit() and len(raw) <= 3 else (None, raw)
+    code = raw.split(" ", 1)[0]  # (then, from wrappers that know it, when it ended)
+    return (int(code), raw) if code.isdigit() and len(code) <= 3 else (None, raw)
+
+
+def ended_at(h: LocalHandle, current_boot: str | None) -> float | None:
+    """When the run's command ended (epoch seconds), as its wrapper recorded it; None when
+    that is not known. A shared status line carries the boot clock (/proc/uptime) at the
+    end, which only means something within the boot it was read in; an own `.rc` file was
+    written at the end."""
+    if h.key is None:
+        try:
+            return os.stat(h.rc_file).st_mtime
+        except OSError:
+            return None
+    raw = shared_lines(h.rc_file).get(h.key, "")
+    fields = raw.split()
+    if len(fields) < 2 or h.boot is None or h.boot != current_boot:
+        return None
+    try:
+        uptime = float(fields[1])
+    except ValueError:
+        return None
+    import time
+
+    return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - uptime)
 
 
 # Shared status files as read so far: path -> (identity, first bytes, bytes consumed,
