@@ -65,11 +65,14 @@ def wrapper_script(
     kill_grace_s: float = 10,
     label: str = "",
     job_id_var: str | None = None,
+    remove_self: bool = False,
 ) -> str:
     """The wrapper script text. `output` is a file for the command's output, or None to inherit
     the wrapper's stdout (a cluster scheduler's `-o` file). Paths are taken literally (no `~`).
     `job_id_var` names the variable in which a scheduler passes the job id (JOB_ID for Grid
-    Engine, SLURM_JOB_ID for Slurm): the wrapper records it in `job_id`."""
+    Engine, SLURM_JOB_ID for Slurm): the wrapper records it in `job_id`. With `remove_self` the
+    wrapper deletes its own file once the shell has it open: the file exports the environment,
+    secrets too, and the shell goes on reading the open file."""
     q = shlex.quote
     d = q(state_dir)
     safe_label = re.sub(r"[^A-Za-z0-9._:@+=,-]", "_", label)
@@ -82,6 +85,7 @@ def wrapper_script(
         'if [ -r /proc/$$/stat ] && [ "$(cut -d" " -f5 /proc/$$/stat)" != $$ ]; then',
         '  exec setsid /bin/sh "$0" "$@"',
         "fi",
+        *(['rm -f "$0"'] if remove_self else []),
         'echo $$ > "$d/pid.tmp" 2>/dev/null && mv -f "$d/pid.tmp" "$d/pid"',
         *(
             [f'echo "${{{job_id_var}:-}}" > "$d/job_id" 2>/dev/null']

@@ -183,6 +183,10 @@ class _Recording(SshExecutor):
         self.sent = [*getattr(self, "sent", []), script]
         return super()._run(conn, script, **kwargs)
 
+    def _run_fed(self, conn: Any, script: str, stdin: str) -> str:
+        self.sent = [*getattr(self, "sent", []), script]
+        return super()._run_fed(conn, script, stdin)
+
 
 def test_a_secret_reaches_the_job_and_no_file_or_command_line(
     ssh_infra: SshInfra, runs: Runs
