@@ -551,10 +551,12 @@ def test_a_secret_file_that_is_not_text_fails_the_run_not_the_pass(
     assert got[t_id]["state"] == "succeeded"
 
 
-def test_a_cluster_job_script_is_the_owners_alone(tmp_path: Path) -> None:
-    # It exports the run's environment, secrets included, and was 0755 (Grid Engine, Slurm).
+def test_a_cluster_job_script_is_never_a_file_in_the_repository(tmp_path: Path) -> None:
+    # It exports the run's environment, secrets included: it was state/.talon/proc/sge-<run>/job.sh
+    # (0755 at first, then 0700), and stayed there after the run. qsub and sbatch now read it on
+    # stdin; a job.sh left by an earlier version goes when the run is submitted again.
     from talon.executors.base import Submission
-    from talon.executors.remote import write_job_script
+    from talon.executors.remote import job_script
 
     sub = Submission(
         run_id="j@20261127T000000Z",
@@ -566,17 +568,11 @@ def test_a_cluster_job_script_is_the_owners_alone(tmp_path: Path) -> None:
     )
     state_dir = tmp_path / "state" / ".talon" / "proc" / "sge-j"
     state_dir.mkdir(parents=True)
-    (state_dir / "job.sh").write_text("old")
-    (state_dir / "job.sh").chmod(0o777)
-    old_umask = os.umask(0)
-    try:
-        script = write_job_script(
-            sub, state_dir, workdir=str(tmp_path), kill_grace_s=1, job_id_var="JOB_ID"
-        )
-    finally:
-        os.umask(old_umask)
-    assert script.stat().st_mode & 0o777 == 0o700
-    assert "s3cret" in script.read_text()  # (it must carry the value: the job needs it)
+    (state_dir / "job.sh").write_text("export DB=s3cret\n")
+    script = job_script(sub, state_dir, workdir=str(tmp_path), kill_grace_s=1, job_id_var="JOB_ID")
+    assert "s3cret" in script  # (it must carry the value: the job needs it)
+    left = [p for p in tmp_path.rglob("*") if p.is_file() and b"s3cret" in p.read_bytes()]
+    assert left == []
 
 
 def test_nothing_talon_creates_is_world_writable_under_umask_000(tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import shlex
 import signal
@@ -66,11 +65,14 @@ def wrapper_script(
     kill_grace_s: float = 10,
     label: str = "",
     job_id_var: str | None = None,
+    remove_self: bool = False,
 ) -> str:
     """The wrapper script text. `output` is a file for the command's output, or None to inherit
     the wrapper's stdout (a cluster scheduler's `-o` file). Paths are taken literally (no `~`).
     `job_id_var` names the variable in which a scheduler passes the job id (JOB_ID for Grid
-    Engine, SLURM_JOB_ID for Slurm): the wrapper records it in `job_id`."""
+    Engine, SLURM_JOB_ID for Slurm): the wrapper records it in `job_id`. With `remove_self` the
+    wrapper deletes its own file once the shell has it open: the file exports the environment,
+    secrets too, and the shell goes on reading the open file."""
     q = shlex.quote
     d = q(state_dir)
     safe_label = re.sub(r"[^A-Za-z0-9._:@+=,-]", "_", label)
@@ -83,6 +85,7 @@ def wrapper_script(
         'if [ -r /proc/$$/stat ] && [ "$(cut -d" " -f5 /proc/$$/stat)" != $$ ]; then',
         '  exec setsid /bin/sh "$0" "$@"',
         "fi",
+        *(['rm -f "$0"'] if remove_self else []),
         'echo $$ > "$d/pid.tmp" 2>/dev/null && mv -f "$d/pid.tmp" "$d/pid"',
         *(
             [f'echo "${{{job_id_var}:-}}" > "$d/job_id" 2>/dev/null']
@@ -139,42 +142,34 @@ def wrapper_script(
     return "\n".join(lines) + "\n"
 
 
-def write_job_script(
+def job_script(
     sub: Submission, state_dir: Path, *, workdir: str, kill_grace_s: float, job_id_var: str
-) -> Path:
+) -> str:
     """For the cluster executors: create the log directory (Grid Engine leaves a job whose -o
     directory is missing in Eqw), clear status files of an earlier submission from the run's
-    state directory, and write the wrapper there as `job.sh`. Returns the script's path."""
+    state directory, and return the wrapper's text.
+
+    The text is handed to qsub or sbatch on stdin, never written to a file: it exports the run's
+    environment, secrets too, and the state directory is inside the repository. Both schedulers
+    copy a script to their own spool at submission and run the copy (its path is `$0`)."""
     sub.log_path.parent.mkdir(parents=True, exist_ok=True)
     state_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("pid", "rc", "job_id", "timed_out", "cancelled"):
+    # (job.sh: the script as an earlier Talon wrote it, secrets included)
+    for stale in ("pid", "rc", "job_id", "timed_out", "cancelled", "job.sh"):
         (state_dir / stale).unlink(missing_ok=True)
     for since in state_dir.glob("*-since"):
         since.unlink(missing_ok=True)
-    script = state_dir / "job.sh"
-    text = (
-        wrapper_script(
-            sub.command,
-            state_dir=str(state_dir.resolve()),
-            env=sub.env,
-            workdir=workdir,
-            timeout_s=sub.timeout_s,
-            output=None,
-            kill_grace_s=kill_grace_s,
-            label=sub.run_id,
-            job_id_var=job_id_var,
-        )
-    ).encode()
-    # The owner's alone from its first byte: it exports the run's environment, secrets too.
-    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
-    try:
-        os.fchmod(fd, 0o700)  # (an older one may have had other bits)
-        view = memoryview(text)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    return script
+    return wrapper_script(
+        sub.command,
+        state_dir=str(state_dir.resolve()),
+        env=sub.env,
+        workdir=workdir,
+        timeout_s=sub.timeout_s,
+        output=None,
+        kill_grace_s=kill_grace_s,
+        label=sub.run_id,
+        job_id_var=job_id_var,
+    )
 
 
 # sh: is the wrapper recorded in "$d/pid" alive? A zombie counts as dead (PID 1 may reap late)
@@ -436,30 +431,32 @@ class BatchSettings(RemoteSettings):
         state.mkdir(parents=True, exist_ok=True)
         (state / "cancelled").touch()
 
-    def prepare(self, sub: Submission, kind: str, job_id_var: str) -> tuple[str, str, Path, Path]:
-        """(job name, working directory, run state directory, job script) for a submission."""
+    def prepare(self, sub: Submission, kind: str, job_id_var: str) -> tuple[str, str, Path, str]:
+        """(job name, working directory, run state directory, job script text) for a
+        submission."""
         workdir = str(sub.workdir or Path.cwd())
         state = run_state_dir(sub, kind)
-        script = write_job_script(
+        script = job_script(
             sub, state, workdir=workdir, kill_grace_s=self.kill_grace, job_id_var=job_id_var
         )
         return job_name(sub.run_id), workdir, state, script
 
 
 def submit_batch(
-    run: Callable[[list[str]], subprocess.CompletedProcess[str]],
+    run: Callable[[list[str], str], subprocess.CompletedProcess[str]],
     argv: list[str],
+    script: str,
     *,
     parse_id: Callable[[str], str],
     transient: tuple[str, ...],
     state: Path,
     name: str,
 ) -> Handle:
-    """Run the submit command (qsub, sbatch) and turn its answer into a handle, or refuse:
-    retryably when the scheduler is only unreachable or slow."""
+    """Run the submit command (qsub, sbatch) with the job script on its stdin and turn its
+    answer into a handle, or refuse: retryably when the scheduler is only unreachable or slow."""
     tool = argv[0]
     try:
-        out = run(argv)
+        out = run(argv, script)
     except FileNotFoundError as e:
         raise SubmitRefused(f"{tool} is not installed here: {e}", retryable=False) from e
     except subprocess.TimeoutExpired as e:

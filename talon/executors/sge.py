@@ -9,8 +9,9 @@ Configuration (the executor's mapping in talon.yaml):
     command_timeout   seconds for each qsub/qstat/qacct/qdel call; default 30
     kill_grace        seconds between SIGTERM and SIGKILL when the run times out; default 10
 
-A run is submitted as `qsub -terse -N talon-<run id> -o <log> -j y -wd <dir> -S /bin/sh <script>`
-with a generated wrapper script (never `-b y`, which re-splits arguments). The wrapper
+A run is submitted as `qsub -terse -N talon-<run id> -o <log> -j y -wd <dir> -S /bin/sh` with a
+generated wrapper script on stdin (never `-b y`, which re-splits arguments; never a file in the
+repository, since the script exports the run's environment, secrets too). The wrapper
 (talon.executors.remote) enforces the timeout and writes pid/rc into the run's own directory
 `<sub.status_dir>/sge-<run id>/`, which must be visible to the execution hosts, as the log must be.
 The job id is also written there right after qsub, for adopt().
@@ -76,11 +77,12 @@ class SgeExecutor(BatchSettings):
         options = {**self.config, **sub.config}  # sub.config: placeholders substituted
         if options.get("queue"):
             argv += ["-q", str(options["queue"])]
-        argv += [*arg_list(options.get("qsub_args")), str(script)]
+        argv += arg_list(options.get("qsub_args"))  # no script file: qsub reads it on stdin
         # "42", or "5.1-3:1" for an array job
         return submit_batch(
             self._cmd,
             argv,
+            script,
             parse_id=lambda out: out.split(".")[0],
             transient=_TRANSIENT,
             state=state,
@@ -156,14 +158,14 @@ class SgeExecutor(BatchSettings):
 
     # -- Grid Engine commands
 
-    def _cmd(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    def _cmd(self, argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             argv,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=self.command_timeout,
             check=False,
-            stdin=subprocess.DEVNULL,
             env=os.environ | {"SGE_SINGLE_LINE": "1"},
         )
 

@@ -9,8 +9,9 @@ Configuration (the executor's mapping in talon.yaml):
     command_timeout   seconds for each sbatch/squeue/scontrol/sacct/scancel call; default 30
     kill_grace        seconds between SIGTERM and SIGKILL when the run times out; default 10
 
-A run is submitted as `sbatch --parsable -J talon-<run id> -o <log> --chdir <dir> <script>` with
-a generated wrapper script (talon.executors.remote), which enforces the timeout and writes
+A run is submitted as `sbatch --parsable -J talon-<run id> -o <log> --chdir <dir>` with a
+generated wrapper script (talon.executors.remote) on stdin - never a file in the repository, since
+it exports the run's environment, secrets too. The wrapper enforces the timeout and writes
 pid/rc into the run's own directory `<sub.status_dir>/slurm-<run id>/` (visible to the compute
 nodes, like the log). The job id is also written there right after sbatch, for adopt().
 
@@ -59,10 +60,11 @@ class SlurmExecutor(BatchSettings):
         options = {**self.config, **sub.config}  # sub.config: placeholders substituted
         if options.get("partition"):
             argv += ["-p", str(options["partition"])]
-        argv += [*arg_list(options.get("sbatch_args")), str(script)]
+        argv += arg_list(options.get("sbatch_args"))  # no script file: sbatch reads it on stdin
         return submit_batch(
             self._cmd,
             argv,
+            script,
             parse_id=lambda out: out.split(";")[0],  # "42" or "42;cluster"
             transient=_TRANSIENT,
             state=state,
@@ -121,15 +123,15 @@ class SlurmExecutor(BatchSettings):
 
     # -- Slurm commands
 
-    def _cmd(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    def _cmd(self, argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
                 argv,
+                input=stdin,
                 capture_output=True,
                 text=True,
                 timeout=self.command_timeout,
                 check=False,
-                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as e:
             if argv[0] == "sbatch":

@@ -105,8 +105,10 @@ class SshExecutor(RemoteSettings):
                     output=f"{run_dir}/out",
                     kill_grace_s=self.kill_grace,
                     label=sub.run_id,
+                    remove_self=True,
                 )
-                out = self._run(conn, _start_script(base, run_dir, script))
+                # on stdin: a command line is in the host's `ps` for every user to read
+                out = self._run_fed(conn, _start_script(run_dir), script)
         except Refused as e:
             raise SubmitRefused(str(e), retryable=False) from e
         except Unreachable as e:
@@ -297,6 +299,27 @@ class SshExecutor(RemoteSettings):
             raise Unreachable(_describe_error(e)) from e
         return str(result.stdout)
 
+    def _run_fed(self, conn: Any, script: str, stdin: str) -> str:
+        """`_run` with `stdin` as the script's standard input, through paramiko itself (invoke
+        feeds a stream one byte every 10 ms: seconds for a wrapper)."""
+        import paramiko
+
+        transport = conn.client.get_transport()
+        if transport is None:
+            raise Unreachable("the connection is closed")
+        try:
+            chan = transport.open_session(timeout=self.command_timeout)
+            chan.settimeout(self.command_timeout)  # each send and read; socket.timeout is OSError
+            with chan:
+                chan.exec_command("/bin/sh -c " + shlex.quote(script))
+                chan.sendall(stdin.encode())
+                chan.shutdown_write()
+                out = chan.makefile("rb").read()
+                chan.makefile_stderr("rb").read()  # (drained, as invoke's hide=True does)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise Unreachable(_describe_error(e)) from e
+        return bytes(out).decode(errors="replace")
+
     def _sync_log(self, conn: Any, remote: str, remote_size: int, log_path: Path) -> None:
         """Append what the remote output has beyond the local log's size (the output only
         grows); copy it whole when the local log is longer (it is not this run's)."""
@@ -352,16 +375,19 @@ def _settle(status: RunStatus, where: str) -> Status:
     return Lost(f"the run wrapper (pid {status.pid}) at {where} ended without an exit status")
 
 
-def _start_script(base: str, run_dir: str, wrapper: str) -> str:
-    """Create the run directory exclusively and start the wrapper detached; print its pid. A run
-    directory that exists already means this run was started before: report that pid instead."""
+def _start_script(run_dir: str) -> str:
+    """Create the run directory exclusively, save the wrapper read from stdin there and start it
+    detached; print its pid. A run directory that exists already means this run was started
+    before: report that pid instead (and read the wrapper all the same, to end stdin cleanly)."""
     d = shlex.quote(run_dir)
     return f"""d={d}
 umask 077
 if mkdir {d} 2>/dev/null; then
-  printf '%s' {shlex.quote(wrapper)} > "$d/run.sh"
+  cat > "$d/run.sh"
   setsid /bin/sh "$d/run.sh" </dev/null >/dev/null 2>&1 &
   echo started=1
+else
+  cat > /dev/null
 fi
 i=0
 while [ ! -s "$d/pid" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,3 +49,22 @@ def arguments_arrive_literally(ex: Executor, runs: Runs, tmp_path: Path) -> None
     assert runs.settle(ex, ex.submit(sub), sub) == Finished(0, detail="succeeded")
     assert sub.log_path.read_text().splitlines() == [f"[{a}]" for a in NASTY]
     assert not (tmp_path / "pwned").exists()
+
+
+def files_holding(root: Path, value: str) -> list[Path]:
+    """Every file under `root` whose bytes contain `value`."""
+    needle = value.encode()
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def secret_reaches_the_job_and_no_file(ex: Executor, runs: Runs) -> None:
+    """A secret in the run's environment arrives in the job, and no file under the repository
+    (here: the test's root, which holds the status directory and the logs) contains it: not
+    while the job is queued or running, not after it ended. The job prints only a digest of it."""
+    secret = f"ENVSECRET-{uuid.uuid4().hex}"
+    sub = runs.sub('printf %s "$DB" | sha256sum; sleep 2', env={"DB": secret, "REGION": "eu"})
+    handle = ex.submit(sub)
+    assert files_holding(runs.root, secret) == [], "written at submission"
+    assert runs.settle(ex, handle, sub) == Finished(0, detail="succeeded")
+    assert hashlib.sha256(secret.encode()).hexdigest() in sub.log_path.read_text()
+    assert files_holding(runs.root, secret) == []

@@ -3,15 +3,19 @@ Grid Engine and Slurm, with progress and artifacts reported from the remote side
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.batch_checks import files_holding
 from tests.integration.conftest import SshInfra
 
 pytestmark = pytest.mark.integration
@@ -23,13 +27,16 @@ REPORT = (
 )
 
 
-def talon(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def talon(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "talon", "-C", str(root), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env=None if env is None else os.environ | env,
     )
 
 
@@ -150,3 +157,37 @@ def test_cluster_job_through_reconcile(
     assert talon(root, "log", ok).stdout.splitlines()[0] == "a b; touch pwned"
     assert not list(root.rglob("pwned"))
     assert got[bad]["state"] == "failed" and got[bad]["exit_code"] == 5
+
+
+@pytest.mark.parametrize("kind", ["sge", "slurm", "ssh"])
+def test_a_secret_reaches_the_job_and_nothing_talon_writes(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """SPEC: secret values never appear in the repository, run files, logs Talon writes, or
+    error messages. The job prints only a digest of the value it got."""
+    if kind == "ssh":
+        infra: SshInfra = request.getfixturevalue("ssh_infra")
+        config = ssh_executor(infra, host=infra.host, port=str(infra.port))
+        config = config.replace("  web:", "  farm:")
+    else:
+        request.getfixturevalue(kind)
+        farm = "{type: sge, queue: all.q}" if kind == "sge" else "{type: slurm}"
+        config = f"timezone: UTC\nexecutors:\n  farm: {farm}\n"
+    config += "secrets:\n  db: {env: AUDIT_DB_PASSWORD}\n"
+    jobs = (
+        "jobs:\n  audit:\n    executor: farm\n    trigger: external\n    secrets: [db]\n"
+        '    command: printf %s "$DB" | sha256sum\n'
+    )
+    root = write(tmp_path, {"talon.yaml": config, "schedule/a.yaml": jobs})
+    secret = f"ENVSECRET-{uuid.uuid4().hex}"
+    run_id = talon(root, "trigger", "audit").stdout.strip()
+    first = talon(root, "reconcile", env={"AUDIT_DB_PASSWORD": secret})
+    assert files_holding(root, secret) == [], "written at dispatch"
+    done = talon(root, "reconcile", "--wait", env={"AUDIT_DB_PASSWORD": secret})
+    run = runs(root)[run_id]
+    assert run["state"] == "succeeded", (run, done.stderr)
+    log = talon(root, "log", run_id)
+    assert log.stdout.split()[0] == hashlib.sha256(secret.encode()).hexdigest()
+    assert files_holding(root, secret) == []
+    said = first.stdout + first.stderr + done.stdout + done.stderr + log.stdout + log.stderr
+    assert secret not in said

@@ -108,3 +108,7 @@ def test_missing_job_waits_for_accounting_then_is_lost(runs: Runs) -> None:
 def _in_qstat(job_id: str) -> bool:
     out = subprocess.run(["qstat", "-j", job_id], capture_output=True, check=False)
     return out.returncode == 0
+
+
+def test_a_secret_reaches_the_job_and_no_file_in_the_repository(runs: Runs) -> None:
+    batch_checks.secret_reaches_the_job_and_no_file(SgeExecutor(CONFIG), runs)

@@ -97,3 +97,7 @@ def test_unknown_job_waits_then_is_lost(runs: Runs) -> None:
     status = later.poll(handle, sub)
     assert isinstance(status, Lost)
     assert "987654" in status.reason
+
+
+def test_a_secret_reaches_the_job_and_no_file_in_the_repository(runs: Runs) -> None:
+    batch_checks.secret_reaches_the_job_and_no_file(SlurmExecutor(CONFIG), runs)

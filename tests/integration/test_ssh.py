@@ -4,6 +4,7 @@ same machine, so they can look at (and kill) remote processes directly."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import signal
@@ -13,13 +14,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from talon.executors.base import Finished, Handle, Lost, Running, Submission, SubmitRefused
 from talon.executors.ssh import SshExecutor
 from talon.markers import format_marker, parse_markers
+from tests.integration.batch_checks import files_holding
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Runs, SshInfra
@@ -170,6 +172,39 @@ def test_adopt_and_resubmit_find_the_same_run(ssh_infra: SshInfra, runs: Runs) -
         assert ex.submit(sub)["pid"] == handle["pid"]  # a second submit starts nothing new
     finally:
         ex.cancel(handle, sub)
+
+
+class _Recording(SshExecutor):
+    """Keeps every command line sent to the host (the remote `ps` shows them to all users)."""
+
+    sent: list[str]
+
+    def _run(self, conn: Any, script: str, **kwargs: Any) -> str:
+        self.sent = [*getattr(self, "sent", []), script]
+        return super()._run(conn, script, **kwargs)
+
+    def _run_fed(self, conn: Any, script: str, stdin: str) -> str:
+        self.sent = [*getattr(self, "sent", []), script]
+        return super()._run_fed(conn, script, stdin)
+
+
+def test_a_secret_reaches_the_job_and_no_file_or_command_line(
+    ssh_infra: SshInfra, runs: Runs
+) -> None:
+    """The secret arrives in the job's environment, but is in no command line sent to the host,
+    no file left in the remote run directory (the wrapper removes its script once the shell
+    reads it), and no file under the local repository. The job prints only a digest of it."""
+    ex = _Recording(ssh_infra.config())
+    secret = f"ENVSECRET-{uuid.uuid4().hex}"
+    sub = runs.sub('printf %s "$DB" | sha256sum; sleep 2', env={"DB": secret})
+    handle = ex.submit(sub)
+    run_dir = Path(handle["dir"])
+    assert files_holding(run_dir, secret) == [], "left while it runs"  # (submit saw its pid)
+    assert runs.settle(ex, handle, sub) == Finished(0, detail="succeeded")
+    assert hashlib.sha256(secret.encode()).hexdigest() in _log(sub.log_path)
+    assert files_holding(run_dir, secret) == []
+    assert files_holding(runs.root, secret) == []
+    assert [s for s in ex.sent if secret in s] == []
 
 
 @pytest.mark.parametrize("case", ["unknown", "changed"])
