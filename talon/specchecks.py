@@ -95,6 +95,24 @@ def check_references(
             )
         elif job.executor in config.executors:
             kind = config.executors[job.executor].type
+            if (
+                kind == "ssh"
+                and not job.host
+                and not config.executors[job.executor].options.get("host")
+                and not (
+                    job.resources
+                    and all("address" in c.attrs for c in candidates(leaves, job.resources[0]))
+                )
+            ):
+                # (the ssh executor's own words when it refuses the run at its start)
+                ld.problems.append(
+                    f.problem(
+                        (*base, "executor"),
+                        f"job '{name}' runs on ssh executor '{job.executor}' with no host: set "
+                        "`host:` or request a resource whose leaves have an `address`",
+                        value=True,
+                    )
+                )
             if job.call is not None and job.command is None and kind != "inprocess":
                 ld.problems.append(
                     f.problem(

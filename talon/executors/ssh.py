@@ -211,9 +211,11 @@ class SshExecutor(RemoteSettings):
         base = f"{workdir or '~'}/.talon/runs"
         # only a leading ~ is expanded (by the remote shell, as $HOME); the rest is literal
         quoted = '"$HOME"/' + shlex.quote(base[2:]) if base.startswith("~/") else shlex.quote(base)
-        out = self._run(conn, f"mkdir -p {quoted} && cd {quoted} && pwd -P").strip()
+        out = self._run(conn, f"{{ mkdir -p {quoted} && cd {quoted} && pwd -P; }} 2>&1").strip()
         if not out.startswith("/"):
-            raise Unreachable(f"cannot create {base}: {out[-200:]}")
+            if out:  # the host said why (permission denied, a file in the way): not a retry's
+                raise Refused(f"cannot create {base} on the host: {out[-200:]}")
+            raise Unreachable(f"cannot create {base}: no answer")
         return out.splitlines()[-1]
 
     @contextmanager

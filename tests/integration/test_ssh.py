@@ -246,6 +246,19 @@ def test_closed_port_refuses_retryably(ssh_infra: SshInfra, runs: Runs) -> None:
     assert "unreachable" in refused.value.reason
 
 
+def test_a_workdir_the_host_cannot_make_refuses_with_its_reason(
+    ssh_infra: SshInfra, runs: Runs
+) -> None:
+    """It was 'unreachable', retried for ever, with the host's reason cut off."""
+    ex = SshExecutor(ssh_infra.config(workdir="/proc/talon-nowhere"))
+    with pytest.raises(SubmitRefused) as refused:
+        ex.submit(runs.sub("true"))
+    assert not refused.value.retryable
+    assert "cannot create /proc/talon-nowhere/.talon/runs on the host: mkdir" in (
+        refused.value.reason
+    )
+
+
 def test_dispatch_over_three_hosts(
     ssh_hosts: dict[str, str], ssh_infra: SshInfra, runs: Runs
 ) -> None:
