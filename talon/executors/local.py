@@ -349,7 +349,7 @@ class LocalExecutor:
         if code is not None:
             if act:
                 self._reap(h)
-            return Finished(code, self._detail(h, code), ended_at(h, self._boot_id() or None))
+            return Finished(code, self._detail(h, code), ended_at(h, raw, self._boot_id() or None))
         proc = self._identify(h)
         if proc is not None and not proc.dead:
             if act:
@@ -359,7 +359,7 @@ class LocalExecutor:
             self._reap(h)
         code, raw = status_of(h)  # it may have been written since the first look
         if code is not None:
-            return Finished(code, self._detail(h, code), ended_at(h, self._boot_id() or None))
+            return Finished(code, self._detail(h, code), ended_at(h, raw, self._boot_id() or None))
         if raw:
             return Lost(
                 f"process {h.pid} vanished leaving an unreadable exit status {raw!r} in {h.rc_file}"

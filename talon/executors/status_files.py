@@ -112,24 +112,27 @@ _STATUS = re.compile(r"(\d{1,3})\n")
 def status_of(h: LocalHandle) -> tuple[int | None, str]:
     if h.key is None:
         return read_status(h.rc_file)
-    raw = shared_lines(h.rc_file).get(h.key)
+    known = _SHARED.get(h.rc_file)
+    raw = known[3].get(h.key) if known is not None else None
+    if raw is None or raw.startswith("+"):
+        # Not read yet (a run's line is its last word: once read, it is not read again).
+        raw = shared_lines(h.rc_file).get(h.key)
     if raw is None or raw.startswith("+"):  # none yet, or only a spare's "started" line
         return None, ""
     code = raw.split(" ", 1)[0]  # (then, from wrappers that know it, when it ended)
     return (int(code), raw) if code.isdigit() and len(code) <= 3 else (None, raw)
 
 
-def ended_at(h: LocalHandle, current_boot: str | None) -> float | None:
+def ended_at(h: LocalHandle, raw: str, current_boot: str | None) -> float | None:
     """When the run's command ended (epoch seconds), as its wrapper recorded it; None when
     that is not known. A shared status line carries the boot clock (/proc/uptime) at the
-    end, which only means something within the boot it was read in; an own `.rc` file was
-    written at the end."""
+    end, which only means something within the boot it was read in (`raw`: the line's status
+    text, as `status_of` returned it); an own `.rc` file was written at the end."""
     if h.key is None:
         try:
             return os.stat(h.rc_file).st_mtime
         except OSError:
             return None
-    raw = shared_lines(h.rc_file).get(h.key, "")
     fields = raw.split()
     if len(fields) < 2 or h.boot is None or h.boot != current_boot:
         return None
