@@ -95,10 +95,16 @@ def wrapper_script(
         # survive the TERM that cancel and the watchdog send to the whole group, to record rc
         "trap 'sig=1' TERM INT HUP",
     ]
+    if any("\n" in value or "\r" in value for value in env.values()):
+        # A value's newline is written as this variable, so that no line of the script is
+        # the value's: Grid Engine reads `#$ ...` lines as qsub options wherever they are,
+        # quoted or not, and a parameter `x<newline>#$ -N y` would set them.
+        lines.append("_talon_nl=$(printf '\\n_'); _talon_nl=${_talon_nl%_}")
+        lines.append("_talon_cr=$(printf '\\r')")
     for name, value in env.items():
         if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"not a valid environment variable name: {name!r}")
-        lines.append(f"export {name}={q(value)}")
+        lines.append(f"export {name}={_one_line(value)}")
     redirect = f"> {q(output)} 2>&1" if output is not None else "2>&1"
     say = f">> {q(output)}" if output is not None else ""
     lines.append("rc=")
@@ -140,6 +146,20 @@ def wrapper_script(
         'exit "$rc"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _one_line(value: str) -> str:
+    """`value` shell-quoted on one line: its newlines and carriage returns as variables."""
+    parts = []
+    for i, line in enumerate(value.split("\n")):
+        if i:
+            parts.append('"$_talon_nl"')
+        for j, piece in enumerate(line.split("\r")):
+            if j:
+                parts.append('"$_talon_cr"')
+            if piece:
+                parts.append(shlex.quote(piece))
+    return "".join(parts) or "''"
 
 
 def job_script(

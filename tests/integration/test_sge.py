@@ -112,3 +112,21 @@ def _in_qstat(job_id: str) -> bool:
 
 def test_a_secret_reaches_the_job_and_no_file_in_the_repository(runs: Runs) -> None:
     batch_checks.secret_reaches_the_job_and_no_file(SgeExecutor(CONFIG), runs)
+
+
+def test_a_value_cannot_set_qsub_options(runs: Runs) -> None:
+    """Grid Engine reads `#$` lines anywhere in a job script, inside quotes too: a parameter
+    or variable holding a newline and `#$ -v INJECTED=yes` gave the job options of its own.
+    Each exported value is now one line of the script."""
+    value = "x\n#$ -v INJECTED=yes\r\n#$ -N injected\ny"
+    ex = SgeExecutor(CONFIG)
+    command = (
+        "printf '%s\\n' \"$EVIL\" | tr '\\n\\r' NR; echo; "
+        'echo "injected=${INJECTED:-no} name=$JOB_NAME"'
+    )
+    sub = runs.sub(command, env={"EVIL": value})
+    handle = ex.submit(sub)
+    assert runs.settle(ex, handle, sub) == Finished(0, detail="succeeded")
+    log = sub.log_path.read_text()
+    assert f"injected=no name={job_name(sub.run_id)}" in log
+    assert "xN#$ -v INJECTED=yesRN#$ -N injectedNyN" in log  # (the value arrived whole)
