@@ -37,6 +37,12 @@ def leave(ctx):
 def slow(ctx):
     time.sleep(60)
 
+def three(ctx):
+    return 3
+
+def truthy(ctx):
+    return True
+
 class Jobs:
     @staticmethod
     def nested(ctx):
@@ -130,11 +136,20 @@ def test_exception_fails_with_the_traceback_in_the_log(make_sub: MakeSub) -> Non
     ("call", "code", "in_log"),
     [
         ("talonjobs_t.jobs:leave", 4, ""),
+        ("talonjobs_t.jobs:three", 3, ""),
+        ("talonjobs_t.jobs:truthy", 0, ""),
         ("talonjobs_t.jobs:Jobs.nested", 0, "nested yes"),
         ("talonjobs_t.nosuchmodule:fn", 127, "cannot load talonjobs_t.nosuchmodule:fn"),
         ("talonjobs_t.jobs:nosuchfn", 127, "AttributeError"),
     ],
-    ids=["system-exit", "dotted-attribute", "missing-module", "missing-function"],
+    ids=[
+        "system-exit",
+        "int-returned",
+        "bool-returned",
+        "dotted-attribute",
+        "missing-module",
+        "missing-function",
+    ],
 )
 def test_exit_statuses(make_sub: MakeSub, call: str, code: int, in_log: str) -> None:
     ex = InprocessExecutor({})

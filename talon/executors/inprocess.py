@@ -248,10 +248,13 @@ def main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> int:
         return EXIT_CANNOT_IMPORT
     context = context_from_env(environ, sys.stdout)
     try:
-        fn(context)
+        result = fn(context)
     except Exception:  # the job failed; SystemExit and KeyboardInterrupt pass through
         traceback.print_exc()
         return 1
+    if isinstance(result, int) and not isinstance(result, bool):
+        # As `sys.exit(main())` reads it: a returned int is the exit status (0 succeeds).
+        return result % 256
     return 0
 
 
