@@ -45,7 +45,7 @@ class Submitting(Recording):
             else:
                 from talon.executors.registry import executor_for
 
-                self._executors[name] = executor_for(cfg.type, cfg.options)
+                self._executors[name] = executor_for(cfg.type, cfg.options, lambda: self.now)
                 if cfg.type in _DIES_WITH_HOST:
                     # Stateless between calls: the passes of one process share it.
                     _LOCAL_EXECUTORS[name] = (cfg, self._executors[name])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, cast
 
 from talon.executors.base import Executor
@@ -17,8 +18,12 @@ EXECUTOR_TYPES: Mapping[str, str] = {
 }
 
 
-def executor_for(type_name: str, config: Mapping[str, Any]) -> Executor:
+def executor_for(
+    type_name: str, config: Mapping[str, Any], now: Callable[[], datetime] | None = None
+) -> Executor:
     """A new executor of type `type_name` configured by `config` (its talon.yaml entry).
+    `now`: the clock the remote executors measure their graces by (the pass's, so that a
+    `--now` moves them as it moves every other decision); the local ones keep none.
 
     Raises ValueError for a type that is not in EXECUTOR_TYPES.
     """
@@ -28,4 +33,9 @@ def executor_for(type_name: str, config: Mapping[str, Any]) -> Executor:
         raise ValueError(f"unknown executor type '{type_name}': expected one of {known}")
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
+    if now is not None and type_name in _CLOCKED:
+        return cast(Executor, cls(config, now=now))
     return cast(Executor, cls(config))
+
+
+_CLOCKED = frozenset({"ssh", "sge", "slurm"})

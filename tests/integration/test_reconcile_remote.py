@@ -191,3 +191,32 @@ def test_a_secret_reaches_the_job_and_nothing_talon_writes(
     assert files_holding(root, secret) == []
     said = first.stdout + first.stderr + done.stdout + done.stderr + log.stdout + log.stderr
     assert secret not in said
+
+
+def test_a_cluster_job_gone_behind_our_back_is_lost_on_the_pass_clock(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The accounting grace was measured on the wall clock: `reconcile --now` a day later
+    still said running, where every other decision takes the pass's clock."""
+    request.getfixturevalue("sge")
+    jobs = "jobs:\n  j:\n    executor: farm\n    trigger: external\n    command: sleep 300\n"
+    root = write(
+        tmp_path,
+        {
+            "talon.yaml": "timezone: UTC\nexecutors:\n  farm: {type: sge, queue: all.q}\n",
+            "schedule/a.yaml": jobs,
+        },
+    )
+    at = "2026-11-27T10:00:00+00:00"
+    run_id = talon(root, "trigger", "j", "--now", at).stdout.strip()
+    assert talon(root, "reconcile", "--now", at).returncode == 0
+    path = next((root / "state").glob(f"*/j/{run_id}.json"))
+    run = json.loads(path.read_text())
+    subprocess.run(["qdel", run["executor"]["handle"]["job_id"]], capture_output=True, check=False)
+    run["executor"]["handle"]["job_id"] = "987654"  # in neither qstat nor qacct
+    path.write_text(json.dumps(run, indent=2))
+    talon(root, "reconcile", "--now", "2026-11-27T12:00:00+00:00")
+    assert runs(root)[run_id]["state"] == "running"  # first missed: the grace starts
+    talon(root, "reconcile", "--now", "2026-11-28T10:00:00+00:00")
+    got = runs(root)[run_id]
+    assert (got["state"], got["reason"]) == ("failed", "lost"), got
