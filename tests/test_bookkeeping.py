@@ -430,7 +430,7 @@ def test_which_starts_wait_for_their_intent_on_disk(
     from talon.repo import open_repo
 
     options = {
-        "ssh": "{type: ssh, known_hosts: kh}",
+        "ssh": "{type: ssh, host: h.example, known_hosts: kh}",
         "sge": "{type: sge}",
         "slurm": "{type: slurm}",
     }
