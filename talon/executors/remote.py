@@ -46,12 +46,13 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def command_line(command: str | tuple[str, ...]) -> str:
-    """The command as one line of POSIX sh, each argument arriving literally."""
+    """The command as one line of POSIX sh, each argument arriving literally (newlines as
+    `"$_talon_nl"`: see `_one_line`)."""
     if isinstance(command, str):
-        return "/bin/sh -c " + shlex.quote(command)
+        return "/bin/sh -c " + _one_line(command)
     if not command:
         raise ValueError("empty argv")
-    return " ".join(shlex.quote(arg) for arg in command)
+    return " ".join(_one_line(arg) for arg in command)
 
 
 def wrapper_script(
@@ -73,12 +74,16 @@ def wrapper_script(
     Engine, SLURM_JOB_ID for Slurm): the wrapper records it in `job_id`. With `remove_self` the
     wrapper deletes its own file once the shell has it open: the file exports the environment,
     secrets too, and the shell goes on reading the open file."""
-    q = shlex.quote
+    # Every value on one line of the script (newlines as variables): Grid Engine reads `#$`
+    # lines anywhere in a script as qsub options, quoted or not, and a parameter or variable
+    # `x<newline>#$ -v INJECTED=yes` would give the job options of its own.
+    q = _one_line
     d = q(state_dir)
     safe_label = re.sub(r"[^A-Za-z0-9._:@+=,-]", "_", label)
     lines = [
         "#!/bin/sh",
         f"# Talon run wrapper {safe_label}: pid and exit status go to $d",
+        "_talon_nl=$(printf '\\n_'); _talon_nl=${_talon_nl%_}; _talon_cr=$(printf '\\r')",
         f"d={d}",
         # cancel and the watchdog signal the wrapper's process group: make sure it is ours alone
         # (ssh starts the wrapper with setsid; Grid Engine and Slurm give a job script its own)
@@ -95,12 +100,6 @@ def wrapper_script(
         # survive the TERM that cancel and the watchdog send to the whole group, to record rc
         "trap 'sig=1' TERM INT HUP",
     ]
-    if any("\n" in value or "\r" in value for value in env.values()):
-        # A value's newline is written as this variable, so that no line of the script is
-        # the value's: Grid Engine reads `#$ ...` lines as qsub options wherever they are,
-        # quoted or not, and a parameter `x<newline>#$ -N y` would set them.
-        lines.append("_talon_nl=$(printf '\\n_'); _talon_nl=${_talon_nl%_}")
-        lines.append("_talon_cr=$(printf '\\r')")
     for name, value in env.items():
         if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"not a valid environment variable name: {name!r}")
@@ -145,6 +144,8 @@ def wrapper_script(
         'echo "$rc" > "$d/rc.tmp" 2>/dev/null && mv -f "$d/rc.tmp" "$d/rc"',
         'exit "$rc"',
     ]
+    if any(line.startswith(("#$", "#SBATCH")) for line in lines[1:]):
+        raise ValueError("a job script line would read as a scheduler option")  # (never)
     return "\n".join(lines) + "\n"
 
 

@@ -130,3 +130,17 @@ def test_a_value_cannot_set_qsub_options(runs: Runs) -> None:
     log = sub.log_path.read_text()
     assert f"injected=no name={job_name(sub.run_id)}" in log
     assert "xN#$ -v INJECTED=yesRN#$ -N injectedNyN" in log  # (the value arrived whole)
+
+
+def test_an_argument_cannot_set_qsub_options(runs: Runs) -> None:
+    """The same through an argv command's argument (placeholders in a list command are
+    substituted as they are), and a multi-line command string."""
+    ex = SgeExecutor(CONFIG)
+    value = "x\n#$ -v INJECTED=yes\ny"
+    argv = ("sh", "-c", 'echo "injected=${INJECTED:-no}"; printf "%s" "$1" | wc -l', "-", value)
+    multi = 'echo "injected=${INJECTED:-no}"\n#$ -v INJECTED=yes\necho second line'
+    for command, expected in ((argv, "2"), (multi, "second line")):
+        sub = runs.sub(command)
+        assert runs.settle(ex, ex.submit(sub), sub) == Finished(0, detail="succeeded")
+        log = sub.log_path.read_text()
+        assert "injected=no" in log and expected in log, log
