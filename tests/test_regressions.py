@@ -1165,3 +1165,36 @@ def test_a_run_finishes_when_its_command_ended_not_when_a_pass_noticed(
     assert 1 <= took.total_seconds() <= 3, took  # (run files keep whole seconds)
     collected = datetime.fromisoformat(run["history"][-1]["at"])
     assert collected > datetime.fromisoformat(run["finished"])  # (the decision's own time)
+
+
+def test_cancel_that_cannot_stop_a_run_changes_nothing(tmp_path: Path, talon: Talon) -> None:
+    """With talon.yaml giving the run's executor an unusable setting, cancel marked the run
+    skipped, then failed to build the executor: the process ran on, and no pass would stop
+    a skipped run."""
+    from talon.executors.runner import read_proc
+
+    config = "timezone: UTC\nexecutors:\n  box: {type: local, kill_grace: KG}\n"
+    root = write_repo(
+        tmp_path,
+        {
+            "talon.yaml": config.replace("KG", "5s"),
+            "schedule/a.yaml": "jobs:\n  s: {command: sleep 877, trigger: external, "
+            "executor: box}\n",
+        },
+    )
+    now = ("--now", "2026-11-27T10:00:00Z")
+    run_id = talon("-C", str(root), "trigger", "s", *now).out.strip()
+    assert talon("-C", str(root), "reconcile", *now).code == 0
+    pid = runs(root)[run_id]["executor"]["handle"]["pid"]
+    (root / "talon.yaml").write_text(config.replace("KG", "soon"))
+    refused = talon("-C", str(root), "cancel", run_id, *now)
+    assert refused.code == 1 and "nothing was changed" in refused.err
+    assert runs(root)[run_id]["state"] == "running"
+    proc = read_proc(pid)
+    assert proc is not None and not proc.dead
+    (root / "talon.yaml").write_text(config.replace("KG", "5s"))
+    assert talon("-C", str(root), "cancel", run_id, *now).code == 0
+    deadline = time.monotonic() + 10
+    while (proc := read_proc(pid)) is not None and not proc.dead:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -27,6 +27,26 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
         if restored is None:
             raise UsageError(str(exc)) from None
         path = restored
+    # How to stop it, worked out before the run is marked: with a configuration that cannot
+    # give its executor (one invalid file), a run marked skipped would never be stopped, by
+    # this command or by any pass after it (a skipped run is no pass's business).
+    stopper: Any = None
+    try:
+        current = repo.store.read(path)
+    except (OSError, StoreError):
+        current = None
+    if current is not None and current.state is State.RUNNING:
+        from talon.passes import Pass
+
+        try:
+            stopper = Pass(repo.spec, repo.store, now).submission_for(current)
+        except Exception as exc:
+            print(
+                f"talon cancel: cannot stop {current.id} with this configuration ({exc}); "
+                "nothing was changed",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     before: list[Run] = []
 
     def change(current: Run) -> Run | None:
@@ -49,10 +69,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     if old.state is State.RUNNING and handle is None:
         handle = _logged_handle(repo.store, old)
     if old.state is State.RUNNING and handle is not None:
-        from talon.passes import Pass
+        found = stopper
+        if found is None:  # (running only since the look above)
+            from talon.passes import Pass
 
-        p = Pass(repo.spec, repo.store, now)
-        found = p.submission_for(new)
+            found = Pass(repo.spec, repo.store, now).submission_for(new)
         if found is not None:
             sub, ex = found
             try:
