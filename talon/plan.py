@@ -119,10 +119,12 @@ def due_fires(
     )
     newest = fires[-1]
     on_time = [f for f in fires if now - f.at <= ON_TIME_GRACE]
-    if now - cursor.cursor > ON_TIME_GRACE:
-        # No pass for longer than the grace: Talon was not running, and what fell in that
-        # time was missed, but for the newest fire, which this pass is in time for. (A pass
-        # a little late, under load, is in time for every fire since the one before it.)
+    if now - cursor.next_due > ON_TIME_GRACE:
+        # Due for longer than the grace and not fired: no pass ran since (any would have
+        # fired it), so Talon was not running, and what fell in that time was missed but for
+        # the newest fire, which this pass is in time for. (A pass a little late, under load,
+        # is in time for every fire since the one before it. The cursor itself says nothing
+        # of the last pass: a job's moves only when it is due.)
         on_time = on_time[-1:]
     if job.catchup is Catchup.ALL:
         keep = fires[-job.max_catchup :] if job.max_catchup > 0 else []

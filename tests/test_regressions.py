@@ -1198,3 +1198,15 @@ def test_cancel_that_cannot_stop_a_run_changes_nothing(tmp_path: Path, talon: Ta
     while (proc := read_proc(pid)) is not None and not proc.dead:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_late_pass_keeps_every_fire_since_the_one_before(tmp_path: Path, talon: Talon) -> None:
+    """Review: the outage test measured from the job's cursor, which moves only when the job
+    is due; passes every minute, then one 3.5 minutes late, lost the 09:00 fire."""
+    job = "jobs:\n  a: {command: 'true', trigger: ['0 9 * * *', '2 9 * * *'], catchup: none}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": job})
+    for minute in range(0, 60, 5):
+        talon("-C", str(root), "reconcile", "--now", f"2026-03-04T08:{minute:02d}:05Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T08:59:05Z")
+    talon("-C", str(root), "reconcile", "--now", "2026-03-04T09:02:30Z")
+    assert sorted(runs(root)) == ["a@20260304T090000Z", "a@20260304T090200Z"]
