@@ -347,6 +347,29 @@ def test_wrapper_and_job_killed_is_lost(
     )
 
 
+def test_a_run_lost_with_its_wrapper_has_what_it_left_killed(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path
+) -> None:
+    """A shell loop left running by a wrapper killed -9: the loop's shell is a fork of the
+    wrapper (of the spare, which has no TALON_RUN_ID in its environment), its sleeps are
+    the run's. All of it is killed when the run is found lost."""
+    flag = tmp_path / "looping"
+    loop = f"touch {flag}; while :; do sleep 0.2; done"
+    sub = make_sub(loop, run_id="r-left", env={"TALON_RUN_ID": "r-left"})  # (as in a pass)
+    handle = ex.submit(sub)
+    wait_for_path = time.monotonic() + 10
+    while not flag.exists():
+        assert time.monotonic() < wait_for_path
+        time.sleep(0.01)
+    os.kill(handle["pid"], signal.SIGKILL)
+    status = settle(ex, handle, sub)
+    assert isinstance(status, Lost) and "process(es) it left" in status.reason, status
+    deadline = time.monotonic() + 5
+    while any(p.session == handle["pid"] and not p.dead for p in runner.processes()):
+        assert time.monotonic() < deadline, "the run's loop goes on"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -134,6 +134,7 @@ class _Spare:
     pid: int
     start: int | None
     pipe: int  # the write end: the run's script goes here, then end-of-file
+    mark: str  # `_TALON_SPARE` in its environment (see LocalHandle.spare)
 
 
 class LocalExecutor:
@@ -171,11 +172,12 @@ class LocalExecutor:
                 moved = fcntl.fcntl(read, fcntl.F_DUPFD_CLOEXEC, 4)
                 os.close(read)
                 read = moved
+            mark = f"{os.getpid()}.{time.time_ns():x}"
             pid, start = self._spawn(
                 # The traps first: a run cancelled the moment it is handed over still records
                 # how it ended (see runner.WRAPPER).
                 ["sh", "-c", "trap : HUP INT QUIT TERM; . /dev/fd/3", runner.WRAPPER_NAME],
-                self._environ,
+                {**self._environ, "_TALON_SPARE": mark},
                 [
                     (os.POSIX_SPAWN_DUP2, read, 3),
                     (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -187,7 +189,7 @@ class LocalExecutor:
             return  # no spare: runs start the usual way
         finally:
             os.close(read)
-        self._spare = _Spare(pid, start, write)
+        self._spare = _Spare(pid, start, write, mark)
 
     def _spawn(
         self, argv: list[str], env: Mapping[str, str], file_actions: list[tuple[Any, ...]]
@@ -323,7 +325,7 @@ class LocalExecutor:
             self._drop(spare)
             raise
         os.close(spare.pipe)
-        handle = LocalHandle(spare.pid, spare.start, boot, rc_file, at, None, key)
+        handle = LocalHandle(spare.pid, spare.start, boot, rc_file, at, None, key, spare.mark)
         return handle.as_json()
 
     def poll(self, handle: Handle, sub: Submission) -> Status:
@@ -331,7 +333,7 @@ class LocalExecutor:
         if isinstance(status, Lost):
             h = LocalHandle.parse(handle)
             if h is not None and h.pid is not None and h.boot in (None, self._boot_id()):
-                killed = runner.kill_leftovers(h.pid, sub.run_id, self._proc)
+                killed = runner.kill_leftovers(h.pid, sub.run_id, self._proc, h.spare)
                 if killed:
                     return Lost(f"{status.reason}; killed the {killed} process(es) it left")
         return status
@@ -600,7 +602,7 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
     # One compound command: sh reads all of it before running any, so a script cut short
     # (its writer killed) is a syntax error and runs nothing.
     return (
-        "{ exec 3<&-\n"
+        "{ exec 3<&-; unset _TALON_SPARE\n"
         f"{exports}"
         f"_talon_r={quote(str(rc_file))} _talon_n={quote(key)}\n"
         f"exec >>{quote(str(sub.log_path))} 2>&1\n"

@@ -177,14 +177,17 @@ def run_members(leader: int, proc: Path = PROC) -> list[Proc]:
     return [p for p in processes(proc) if p.session == leader and p.pid != leader and not p.dead]
 
 
-def kill_leftovers(leader: int, run_id: str, proc: Path = PROC) -> int:
+def kill_leftovers(leader: int, run_id: str, proc: Path = PROC, spare: str | None = None) -> int:
     """SIGKILL what is left of a run whose wrapper is gone: the processes of its session that
-    carry its TALON_RUN_ID (a session id alone could be a reused pid's). Returns how many.
+    carry its TALON_RUN_ID, or the mark of the spare wrapper that ran it (a session id alone
+    could be a reused pid's). Returns how many.
 
     The run is about to be recorded lost and its resources given to others; what it left
     running would go on holding them unaccounted. (A process that cleared its environment
     or left the session is not found: it has left the run on purpose.)"""
-    mark = f"TALON_RUN_ID={run_id}".encode()
+    marks = {f"TALON_RUN_ID={run_id}".encode()}
+    if spare is not None:
+        marks.add(f"_TALON_SPARE={spare}".encode())
     killed = 0
     for p in processes(proc):
         if p.session != leader or p.dead:
@@ -193,7 +196,7 @@ def kill_leftovers(leader: int, run_id: str, proc: Path = PROC) -> int:
             environ = (proc / str(p.pid) / "environ").read_bytes()
         except OSError:
             continue
-        if mark in environ.split(b"\0"):
+        if marks.intersection(environ.split(b"\0")):
             killed += _signal(p.pid, signal.SIGKILL)
     return killed
 

@@ -49,6 +49,9 @@ class LocalHandle:
     submitted: float
     timeout_s: float | None
     key: str | None = None  # the run's line in a shared status file; None: rc_file is its own
+    # A spare wrapper's mark (`_TALON_SPARE` in its environment): the run's processes that
+    # its shell forked show the spare's environment, not the run's (no TALON_RUN_ID).
+    spare: str | None = None
 
     @classmethod
     def parse(cls, handle: Handle) -> LocalHandle | None:
@@ -64,6 +67,7 @@ class LocalHandle:
                 submitted=float(handle.get("submitted") or 0.0),
                 timeout_s=float(timeout) if timeout is not None else None,
                 key=str(handle["key"]) if handle.get("key") else None,
+                spare=str(handle["spare"]) if handle.get("spare") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -77,6 +81,7 @@ class LocalHandle:
             "submitted": round(self.submitted, 3),
             "timeout_s": self.timeout_s,
             "key": self.key,
+            **({"spare": self.spare} if self.spare is not None else {}),
         }
 
 
