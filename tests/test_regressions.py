@@ -1210,3 +1210,40 @@ def test_a_late_pass_keeps_every_fire_since_the_one_before(tmp_path: Path, talon
     talon("-C", str(root), "reconcile", "--now", "2026-03-04T08:59:05Z")
     talon("-C", str(root), "reconcile", "--now", "2026-03-04T09:02:30Z")
     assert sorted(runs(root)) == ["a@20260304T090000Z", "a@20260304T090200Z"]
+
+
+def test_an_ssh_wrapper_cut_short_in_transit_is_not_started(tmp_path: Path) -> None:
+    """The ssh start script ran whatever part of the wrapper arrived: a connection dropping
+    midway started a truncated wrapper, and its run directory kept a retry from starting."""
+    import subprocess
+
+    from talon.executors.remote import wrapper_script
+    from talon.executors.ssh import _start_script
+
+    run_dir = tmp_path / "runs" / "r1"
+    (tmp_path / "runs").mkdir()
+    wrapper = wrapper_script(
+        f"echo ran > {tmp_path}/ran",
+        state_dir=str(run_dir),
+        env={},
+        workdir=None,
+        timeout_s=None,
+        output=str(run_dir / "out"),
+        remove_self=True,
+    )
+    start = _start_script(str(run_dir))
+
+    def send(text: str) -> str:
+        return subprocess.run(
+            ["sh", "-c", start], input=text, capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+
+    cut = send(wrapper[: len(wrapper) // 2])
+    assert "truncated=1" in cut and "started" not in cut
+    assert not run_dir.exists() and not (tmp_path / "ran").exists()
+    whole = send(wrapper)
+    assert "started=1" in whole and "pid=" in whole
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "ran").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -45,6 +45,11 @@ EXIT_NOT_STARTED = 125
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# The wrapper's last line: a copy sent over a connection that dropped midway lacks it, and is
+# not started (ssh's start script checks).
+WRAPPER_END = "# talon: end of the wrapper"
+
+
 def command_line(command: str | tuple[str, ...]) -> str:
     """The command as one line of POSIX sh, each argument arriving literally (newlines as
     `"$_talon_nl"`: see `_one_line`)."""
@@ -143,6 +148,7 @@ def wrapper_script(
     lines += [
         'echo "$rc" > "$d/rc.tmp" 2>/dev/null && mv -f "$d/rc.tmp" "$d/rc"',
         'exit "$rc"',
+        WRAPPER_END,
     ]
     if any(line.startswith(("#$", "#SBATCH")) for line in lines[1:]):
         raise ValueError("a job script line would read as a scheduler option")  # (never)

@@ -45,6 +45,7 @@ from typing import Any
 from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
 from talon.executors.remote import (
     EXIT_NOT_STARTED,
+    WRAPPER_END,
     RemoteSettings,
     RunStatus,
     Since,
@@ -378,16 +379,22 @@ def _settle(status: RunStatus, where: str) -> Status:
 
 
 def _start_script(run_dir: str) -> str:
-    """Create the run directory exclusively, save the wrapper read from stdin there and start it
-    detached; print its pid. A run directory that exists already means this run was started
-    before: report that pid instead (and read the wrapper all the same, to end stdin cleanly)."""
+    """Create the run directory exclusively, save the wrapper read from stdin there and start
+    it detached, once it is whole (its last line is WRAPPER_END); print its pid. A run
+    directory that exists already means this run was started before: report that pid instead
+    (and read the wrapper all the same, to end stdin cleanly)."""
     d = shlex.quote(run_dir)
     return f"""d={d}
 umask 077
 if mkdir {d} 2>/dev/null; then
   cat > "$d/run.sh"
-  setsid /bin/sh "$d/run.sh" </dev/null >/dev/null 2>&1 &
-  echo started=1
+  if [ "$(tail -n 1 "$d/run.sh")" = {shlex.quote(WRAPPER_END)} ]; then
+    setsid /bin/sh "$d/run.sh" </dev/null >/dev/null 2>&1 &
+    echo started=1
+  else
+    rm -rf {d}  # cut short (the connection dropped): not started, and a retry starts afresh
+    echo truncated=1
+  fi
 else
   cat > /dev/null
 fi
