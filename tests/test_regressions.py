@@ -1247,3 +1247,21 @@ def test_an_ssh_wrapper_cut_short_in_transit_is_not_started(tmp_path: Path) -> N
     while not (tmp_path / "ran").exists():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_plan_until_fails_a_waiting_run_at_its_start_by(tmp_path: Path, talon: Talon) -> None:
+    """plan --until stepped only at triggers and simulated ends: a run blocked past its
+    start_by failed at the next day's trigger in the plan (reconcile fails it at 07:00)."""
+    jobs = (
+        "jobs:\n  up: {command: 'true', trigger: external}\n"
+        "  late: {command: 'true', trigger: '0 6 * * *', "
+        "constraints: {start_by: '07:00', after: [up]}}\n"
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    out = talon(
+        "-C", str(root), "plan", "--now", "2026-12-01T05:00Z", "--until", "2026-12-01T12:00Z"
+    ).lines
+    assert out[-1] == (
+        "2026-12-01T07:00:01+00:00  fail     late@20261201T060000Z: "
+        "start_by 07:00 passed at 07:00:01"
+    )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from talon.cli import EXIT_OK, UsageError, parse_now
 from talon.output import emit_json
 from talon.plan import Decision
 from talon.repo import Repo, open_repo
+from talon.runs import Run, State
 
 
 def simulate(
@@ -47,9 +48,28 @@ def simulate(
         later = [d for d in due if d > now] + [
             e for e in ends if e > now or (e == now and decisions)
         ]
+        later += [d for d in _deadlines(repo, view.open()) if d > now]
         if not later or min(later) > until:
             break
         now = min(later)
+    return out
+
+
+def _deadlines(repo: Repo, runs: Iterable[Run]) -> list[datetime]:
+    """The instants just past the start_by deadlines of runs still waiting: a pass then fails
+    them, so a step of the plan goes there too (a second past: the deadline itself passes)."""
+    from datetime import timedelta
+
+    from talon.constraints import start_by_deadline
+
+    out = []
+    for run in runs:
+        job = repo.spec.jobs.get(run.job)
+        if job is None or run.state not in (State.BLOCKED, State.READY):
+            continue
+        deadline = start_by_deadline(run, job)
+        if deadline is not None:
+            out.append(deadline + timedelta(seconds=1))
     return out
 
 
