@@ -954,19 +954,21 @@ def test_a_run_lost_with_its_wrapper_leaves_nothing_running_on_its_resources(
 
     jobs = (
         "jobs:\n"
-        "  a: {command: sleep 811, trigger: external, resources: [{select: r/l}]}\n"
-        "  b: {command: sleep 812, trigger: external, resources: [{select: r/l}]}\n"
+        "  a: {command: sleep 811.25, trigger: external, resources: [{select: r/l}]}\n"
+        "  b: {command: sleep 812.25, trigger: external, resources: [{select: r/l}]}\n"
     )
     root = write_repo(tmp_path, {"schedule/a.yaml": jobs, "resources/r.yaml": "l: {}\n"})
     now = ("--now", "2026-11-27T10:00:00Z")
     a = talon("-C", str(root), "trigger", "a", *now).out.strip()
     assert talon("-C", str(root), "reconcile", *now).code == 0
     wrapper = runs(root)[a]["executor"]["handle"]["pid"]
-    sleeper = next(
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and (p / "cmdline").read_bytes() == b"sleep\x00811\x00"
-    )
+    from talon.executors.runner import cmdline, processes
+
+    deadline = time.monotonic() + 10
+    while not (found := [p.pid for p in processes() if cmdline(p.pid) == ["sleep", "811.25"]]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (sleeper,) = found
     b = talon("-C", str(root), "trigger", "b", *now).out.strip()
     os.kill(wrapper, signal.SIGKILL)
     os.waitpid(wrapper, 0)  # (this process started it)
@@ -1265,3 +1267,15 @@ def test_plan_until_fails_a_waiting_run_at_its_start_by(tmp_path: Path, talon: T
         "2026-12-01T07:00:01+00:00  fail     late@20261201T060000Z: "
         "start_by 07:00 passed at 07:00:01"
     )
+
+
+def test_retry_of_a_run_not_finished_is_a_failed_check_not_a_usage_error(
+    tmp_path: Path, talon: Talon
+) -> None:
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  s: {command: sleep 30, trigger: external}\n"}
+    )
+    now = ("--now", "2026-11-27T10:00:00Z")
+    run_id = talon("-C", str(root), "trigger", "s", *now).out.strip()
+    refused = talon("-C", str(root), "retry", run_id, *now)
+    assert refused.code == 1 and "only a finished run can be retried" in refused.err

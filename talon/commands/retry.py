@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Mapping
 
 from talon import bookkeeping
-from talon.cli import EXIT_OK, UsageError, parse_now
+from talon.cli import EXIT_FAILED, EXIT_OK, UsageError, parse_now
 from talon.creating import create_unique
 from talon.plan import next_attempt
 from talon.repo import open_repo
@@ -23,7 +24,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> in
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     if not old.state.terminal:
-        raise UsageError(f"{old.id} is {old.state.value}; only a finished run can be retried")
+        # A refusal of the run's state, not of the command line (as cancel of an ended run)
+        print(
+            f"talon retry: {old.id} is {old.state.value}; only a finished run can be retried",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     job = repo.job(old.job)
     existing = [
         *repo.store.runs_in(old.period_key, old.job),
