@@ -7,6 +7,7 @@ and builds the frozen model. It never stops at the first problem.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -105,6 +106,9 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
                         f"duplicate job name '{name}', also defined at {f.rel}:{line}:{col}",
                     )
                 )
+                # Not a job of the schedule, but its own mistakes are reported all the same.
+                with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                    _build_job(ld, f, name, _merge(cfg_defaults, file_defaults, raw), config)
                 continue
             first_seen[name] = (f, name)
             merged = _merge(cfg_defaults, file_defaults, raw)
