@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +408,15 @@ def test_adopt_finds_a_run_whose_handle_was_never_recorded(
     handle = ex.submit(sub)
     try:
         assert ex.adopt(make_sub("true", run_id="other")) is None
+        # The same job and run in another repository on this host is not this run: adopting
+        # it recorded another checkout's process (and its success) as this run's.
+        elsewhere = sub.status_dir.parent.parent.parent / "elsewhere" / "state" / ".talon"
+        twin = replace(
+            sub,
+            status_dir=elsewhere / "proc",
+            shared_status=None if sub.shared_status is None else elsewhere / "proc" / "x.status",
+        )
+        assert ex.adopt(twin) is None
         adopted = ex.adopt(sub)
         assert adopted is not None
         assert (adopted["pid"], adopted["start"], adopted["rc_file"]) == (

@@ -400,6 +400,10 @@ class LocalExecutor:
             argv = runner.cmdline(p.pid, self._proc)
             if argv[3:4] != [runner.WRAPPER_NAME] or len(argv) < 6:
                 continue
+            if not _same_dir(Path(argv[4]).parent, rc_file.parent):
+                # Another repository's (or state directory's) wrapper: the same job and run
+                # id, even the same key prefix, can be another checkout's on this host.
+                continue
             key = argv[5] if argv[5].startswith(prefix) else None
             if argv[4] == str(rc_file) or key is not None:
                 try:
@@ -613,6 +617,16 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
         'echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"\n'
         "}\n"
     )
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    """The same directory, however spelled (a symlink, a relative -C)."""
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _open_log(path: Path) -> int:
