@@ -103,3 +103,16 @@ def test_fsck_repair_settles_but_fires_and_starts_nothing(tmp_path: Path, talon:
 
     fired = talon("-C", str(root), "reconcile", "--now", "2026-11-28T07:11:00Z")
     assert "c@20261128T071000Z" in fired.out and "dispatch f@" in fired.out
+
+
+def test_fsck_leaves_dot_directories_under_state_alone(tmp_path: Path, talon: Talon) -> None:
+    """An editor's `.idea/x.json` under a period was read as a run file of a job `.idea` and
+    renamed `.corrupt-…` by --repair."""
+    root = write_repo(tmp_path, {"schedule/a.yaml": "jobs: {}\n"})
+    foreign = root / "state" / "2026-11-28" / ".idea" / "x.json"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("")
+    for args in (("fsck",), ("fsck", "--repair")):
+        result = talon("-C", str(root), *args, "--now", "2026-11-28T10:00:00Z")
+        assert result.code == 0, result.out + result.err
+        assert foreign.read_text() == "" and sorted(foreign.parent.iterdir()) == [foreign]

@@ -70,6 +70,9 @@ def scan(
         if rel_dir.parts and rel_dir.parts[0] == BOOK_DIR:
             dirnames[:] = []
             continue
+        # Dot-directories are never run directories (no job name starts with a dot): an
+        # editor's `.idea/` under a period is someone else's, and left alone whole.
+        dirnames[:] = [n for n in dirnames if not n.startswith(".")]
         for name in sorted(filenames):
             path = d / name
             m = _TMP.match(name)
