@@ -116,3 +116,29 @@ def test_fsck_leaves_dot_directories_under_state_alone(tmp_path: Path, talon: Ta
         result = talon("-C", str(root), *args, "--now", "2026-11-28T10:00:00Z")
         assert result.code == 0, result.out + result.err
         assert foreign.read_text() == "" and sorted(foreign.parent.iterdir()) == [foreign]
+
+
+def test_fsck_reports_a_run_a_dead_pass_fired_and_never_wrote(tmp_path: Path) -> None:
+    """A `reconcile --wait` killed after starting a run leaves it in the index log only:
+    fsck said "state is clean" while --repair went on to recover it."""
+    from tests.conftest import run_talon
+
+    root = write_repo(
+        tmp_path, {"schedule/a.yaml": "jobs:\n  b: {command: 'true', trigger: '0 6 * * *'}\n"}
+    )
+    assert run_talon(root, "reconcile", "--now", "2026-11-28T05:00:00Z").returncode == 0
+    crashed = run_talon(
+        root,
+        "reconcile",
+        "--wait",
+        "--now",
+        "2026-11-28T06:00:30Z",
+        crash_at="dispatch.after_submit",
+    )
+    assert crashed.returncode != 0
+    check = run_talon(root, "fsck", "--now", "2026-11-28T06:01:00Z")
+    assert check.returncode == 1
+    assert "b@20261128T060000Z.json: fired by a pass that died before writing it" in check.stdout
+    repair = run_talon(root, "fsck", "--repair", "--now", "2026-11-28T06:01:00Z")
+    assert "recover  b@20261128T060000Z" in repair.stdout
+    assert run_talon(root, "fsck", "--now", "2026-11-28T06:01:00Z").returncode == 0

@@ -141,6 +141,17 @@ def scan(
                                 f" --repair settles it as {settled.state.value} (lost)",
                             }
                         )
+    if not repair:  # (--repair's pass writes these, and says so: "recover")
+        for rel in sorted(book.unwritten):
+            path = store.path_at(rel)
+            if not path.exists() and not bookkeeping.held_by_the_living(book.owners.get(rel)):
+                findings.append(
+                    {
+                        "path": str(path),
+                        "problem": "fired by a pass that died before writing it (kept in the "
+                        "index log); --repair writes it, and the next pass takes it from there",
+                    }
+                )
     for lock in (
         sorted((store.book / "locks").glob("*.lock")) if (store.book / "locks").is_dir() else []
     ):
