@@ -284,6 +284,7 @@ class Watches:
             False: [events.FileClosedEvent, events.FileMovedEvent],
         }
         self._handler = Handler()
+        _quiet_inactive_emitters()
         self._observer = Observer()
         self._observer.start()
         self._current: dict[tuple[str, bool], tuple[int, Any]] = {}
@@ -325,6 +326,22 @@ class Watches:
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)
+
+
+def _quiet_inactive_emitters() -> None:
+    """watchdog logs an error when an inotify emitter is stopped while its thread waits for an
+    event (a watch replaced, the observer stopped): nothing is lost, since the watch is gone on
+    purpose, but with no logging set up it reached stderr as an error. That one is dropped."""
+    import logging
+
+    log = logging.getLogger("watchdog.observers.inotify")
+    if not any(isinstance(f, _InactiveEmitter) for f in log.filters):
+        log.addFilter(_InactiveEmitter())
+
+
+class _InactiveEmitter:
+    def filter(self, record: Any) -> bool:
+        return "called when the thread is inactive" not in str(record.msg)
 
 
 def _inode(path: str) -> int | None:
