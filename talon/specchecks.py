@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from talon.model import Config, Job, ResourceLeaf
+from talon.model import Config, Job, ResourceLeaf, ResourceRequest
 from talon.problems import Problem
 from talon.resources import candidates
 from talon.specfile import File, Loader, items, mapping, unknown
@@ -85,52 +85,8 @@ def check_references(
     for name, job in jobs.items():
         f = where[name]
         base: KeyPath = ("jobs", name)
-        if job.executor not in config.executors and job.executor != config.default_executor:
-            ld.problems.append(
-                f.problem(
-                    (*base, "executor"),
-                    unknown("executor", job.executor, config.executors),
-                    value=True,
-                )
-            )
-        elif job.executor in config.executors:
-            kind = config.executors[job.executor].type
-            if (
-                kind == "ssh"
-                and not job.host
-                and not config.executors[job.executor].options.get("host")
-                and not (
-                    job.resources
-                    and all("address" in c.attrs for c in candidates(leaves, job.resources[0]))
-                )
-            ):
-                # (the ssh executor's own words when it refuses the run at its start)
-                ld.problems.append(
-                    f.problem(
-                        (*base, "executor"),
-                        f"job '{name}' runs on ssh executor '{job.executor}' with no host: set "
-                        "`host:` or request a resource whose leaves have an `address`",
-                        value=True,
-                    )
-                )
-            if job.call is not None and job.command is None and kind != "inprocess":
-                ld.problems.append(
-                    f.problem(
-                        (*base, "executor"),
-                        f"job '{name}' gives `call:`, which only an inprocess executor runs; "
-                        f"executor '{job.executor}' is {kind}",
-                        value=True,
-                    )
-                )
-            elif job.command is not None and job.call is None and kind == "inprocess":
-                ld.problems.append(
-                    f.problem(
-                        (*base, "executor"),
-                        f"job '{name}' gives `command:`, which an inprocess executor cannot "
-                        f"run (it needs `call: module:function`); executor '{job.executor}'",
-                        value=True,
-                    )
-                )
+        for message in _executor_problems(name, job, config, leaves):
+            ld.problems.append(f.problem((*base, "executor"), message, value=True))
         for secret in job.secrets:
             if secret not in config.secrets:
                 ld.problems.append(
@@ -139,36 +95,9 @@ def check_references(
                     )
                 )
         for i, req in enumerate(job.resources):
-            if not candidates(leaves, req):
-                where_txt = "".join(f", {k}={v}" for k, v in req.where.items())
-                ld.problems.append(
-                    f.problem(
-                        (*base, "resources", i),
-                        f"resources: selector '{req.select}'{where_txt} matches no resource",
-                        value=True,
-                    )
-                )
-            elif req.count > len(candidates(leaves, req)):
-                ld.problems.append(
-                    f.problem(
-                        (*base, "resources", i),
-                        f"resources: '{req.select}' asks for {req.count} "
-                        f"but only {len(candidates(leaves, req))} match",
-                        value=True,
-                    )
-                )
-            elif req.count > len(
-                big := [c for c in candidates(leaves, req) if c.capacity >= req.slots]
-            ):
-                # Else the run would wait as ready for ever, every resource free.
-                ld.problems.append(
-                    f.problem(
-                        (*base, "resources", i),
-                        f"resources: '{req.select}' asks for {req.count} with {req.slots} "
-                        f"slot(s) each, but only {len(big)} of those matching have that capacity",
-                        value=True,
-                    )
-                )
+            wrong = _resource_problem(req, leaves)
+            if wrong is not None:
+                ld.problems.append(f.problem((*base, "resources", i), wrong, value=True))
     for cycle in cycles(jobs):
         first = jobs[cycle[0]]
         steps = []
@@ -229,3 +158,59 @@ def cycles(jobs: Mapping[str, Job]) -> list[list[str]]:
                 on_path.append(nxt)
                 stack.append((nxt, iter(graph[nxt])))
     return cycles
+
+
+def _executor_problems(
+    name: str, job: Job, config: Config, leaves: list[ResourceLeaf]
+) -> list[str]:
+    """What is wrong with the executor a job names, for the job."""
+    if job.executor not in config.executors:
+        if job.executor == config.default_executor:
+            return []  # (reported once, where talon.yaml's defaults name it)
+        return [unknown("executor", job.executor, config.executors)]
+    executor = config.executors[job.executor]
+    kind = executor.type
+    out = []
+    if (
+        kind == "ssh"
+        and not job.host
+        and not executor.options.get("host")
+        and not (
+            job.resources
+            and all("address" in c.attrs for c in candidates(leaves, job.resources[0]))
+        )
+    ):
+        # (the ssh executor's own words when it refuses the run at its start)
+        out.append(
+            f"job '{name}' runs on ssh executor '{job.executor}' with no host: set "
+            "`host:` or request a resource whose leaves have an `address`"
+        )
+    if job.call is not None and job.command is None and kind != "inprocess":
+        out.append(
+            f"job '{name}' gives `call:`, which only an inprocess executor runs; "
+            f"executor '{job.executor}' is {kind}"
+        )
+    elif job.command is not None and job.call is None and kind == "inprocess":
+        out.append(
+            f"job '{name}' gives `command:`, which an inprocess executor cannot "
+            f"run (it needs `call: module:function`); executor '{job.executor}'"
+        )
+    return out
+
+
+def _resource_problem(req: ResourceRequest, leaves: list[ResourceLeaf]) -> str | None:
+    """Why a request can never be met, if it cannot (else the run would wait as ready for ever,
+    every resource free)."""
+    matching = candidates(leaves, req)
+    if not matching:
+        where_txt = "".join(f", {k}={v}" for k, v in req.where.items())
+        return f"resources: selector '{req.select}'{where_txt} matches no resource"
+    if req.count > len(matching):
+        return f"resources: '{req.select}' asks for {req.count} but only {len(matching)} match"
+    big = [c for c in matching if c.capacity >= req.slots]
+    if req.count > len(big):
+        return (
+            f"resources: '{req.select}' asks for {req.count} with {req.slots} "
+            f"slot(s) each, but only {len(big)} of those matching have that capacity"
+        )
+    return None
