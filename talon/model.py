@@ -6,6 +6,7 @@ files except the state of runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -17,6 +18,8 @@ from talon.periods import PeriodType
 from talon.triggers import DstPolicy, Trigger
 
 JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# For Python's re: `$` would let a name end in a newline.
+JOB_NAME_RE = re.compile(JOB_NAME_PATTERN.removesuffix("$") + r"\Z")
 DEFAULT_POLL_S = 60.0
 DEFAULT_MAX_CATCHUP = 100
 

@@ -22,7 +22,7 @@ from talon.durations import parse_duration
 from talon.model import (
     DEFAULT_MAX_CATCHUP,
     DEFAULT_POLL_S,
-    JOB_NAME_PATTERN,
+    JOB_NAME_RE,
     AfterDep,
     Catchup,
     Config,
@@ -57,7 +57,6 @@ BUILTIN_EXECUTORS: dict[str, dict[str, Any]] = {
     "local": {"type": "local"},
     "inprocess": {"type": "inprocess"},
 }
-_NAME_RE = re.compile(JOB_NAME_PATTERN.removesuffix("$") + r"\Z")  # ($ would allow a final \n)
 _CRON_FIELD = re.compile(r"^[0-9*?,/\-]+$")
 
 
@@ -84,7 +83,7 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
             continue
         file_defaults = _checked_defaults(ld, f, mapping(f.loaded.data.get("defaults")))
         for name, raw in mapping(f.loaded.data.get("jobs")).items():
-            if not isinstance(raw, dict) or not _NAME_RE.match(name):
+            if not isinstance(raw, dict) or not JOB_NAME_RE.match(name):
                 continue  # the schema reports bad names and shapes
             if name in first_seen:
                 other, _ = first_seen[name]

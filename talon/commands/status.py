@@ -74,17 +74,14 @@ def _duration(seconds: object) -> str:
 
 
 def _jobs_recorded_in(repo: Repo, period: str) -> set[str]:
-    import re
+    from talon.model import JOB_NAME_RE
 
-    from talon.model import JOB_NAME_PATTERN
-
-    name = re.compile(JOB_NAME_PATTERN.removesuffix("$") + r"\Z")
     try:
         entries = os.scandir(repo.store.root / period)
     except (FileNotFoundError, NotADirectoryError):
         return set()
     with entries:
-        return {e.name for e in entries if name.match(e.name) and e.is_dir()}
+        return {e.name for e in entries if JOB_NAME_RE.match(e.name) and e.is_dir()}
 
 
 def row(
