@@ -351,7 +351,7 @@ class LocalExecutor:
         if code is not None:
             if act:
                 self._reap(h)
-            return Finished(code, self._detail(h, code), ended_at(h, raw, self._boot_id() or None))
+            return self._finished(h, code, raw)
         proc = self._identify(h)
         if proc is not None and not proc.dead:
             if act:
@@ -361,7 +361,7 @@ class LocalExecutor:
             self._reap(h)
         code, raw = status_of(h)  # it may have been written since the first look
         if code is not None:
-            return Finished(code, self._detail(h, code), ended_at(h, raw, self._boot_id() or None))
+            return self._finished(h, code, raw)
         if raw:
             return Lost(
                 f"process {h.pid} vanished leaving an unreadable exit status {raw!r} in {h.rc_file}"
@@ -369,6 +369,9 @@ class LocalExecutor:
         if h.pid is None:
             return Lost(f"no process and no exit status in {h.rc_file}")
         return Lost(f"process {h.pid} vanished without recording an exit status")
+
+    def _finished(self, h: LocalHandle, code: int, raw: str) -> Finished:
+        return Finished(code, self._detail(h, code), ended_at(h, raw, self._boot_id() or None))
 
     def cancel(self, handle: Handle, sub: Submission) -> None:
         h = LocalHandle.parse(handle)
@@ -581,19 +584,7 @@ def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str,
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Variables sh sets for itself (it ignores them in the environment it starts with, but an
 # `export` in a script would set them), and the spare script's own.
-_SHELL_OWN = frozenset(
-    {
-        "IFS",
-        "OPTIND",
-        "PPID",
-        "_talon_r",
-        "_talon_n",
-        "_talon_c",
-        "_talon_s",
-        "_talon_e",
-        "_talon_f",
-    }
-)
+_SHELL_OWN = frozenset({"IFS", "OPTIND", "PPID"} | {f"_talon_{c}" for c in "rncsef"})
 
 
 def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, key: str) -> str:
