@@ -65,6 +65,29 @@ class CorruptRun(StoreError):
         self.moved_to = moved_to
 
 
+def parse_run_file(path: Path) -> Run:
+    """The run in `path`, read and moved nowhere: a damaged file raises CorruptRun (without
+    `moved_to`; `FileStore.read` moves it aside), a missing one or a directory named *.json
+    (someone's, not a run file) FileNotFoundError."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8")
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise FileNotFoundError(errno.ENOENT, "a directory, not a run file", str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptRun(path, f"cannot read: {exc}", None) from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("top level is not an object")
+        return Run.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
+        raise CorruptRun(path, why, None) from None
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -427,26 +450,9 @@ class FileStore:
         if hit is not None and hit[0] == key:
             return hit[1]
         try:
-            with open(path, "rb") as fh:
-                text = fh.read().decode("utf-8")
-        except FileNotFoundError:
-            raise
-        except IsADirectoryError:
-            # Someone's directory that happens to end in .json: not a run file, and not ours
-            # to move.
-            raise FileNotFoundError(
-                errno.ENOENT, "a directory, not a run file", str(path)
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise self._quarantine(path, f"cannot read: {exc}") from None
-        try:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise TypeError("top level is not an object")
-            run = Run.from_json(data)
-        except (ValueError, KeyError, TypeError) as exc:
-            why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
-            raise self._quarantine(path, why) from None
+            run = parse_run_file(path)
+        except CorruptRun as exc:
+            raise self._quarantine(path, exc.why) from None
         self._cache[path] = (key, run)
         return run
 

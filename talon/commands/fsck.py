@@ -27,7 +27,7 @@ from talon.output import emit_json
 from talon.plan import settle
 from talon.repo import open_repo
 from talon.runs import OPEN_STATES, Run, State
-from talon.store import BOOK_DIR, RUN_SUFFIX, CorruptRun, FileStore
+from talon.store import BOOK_DIR, RUN_SUFFIX, CorruptRun, FileStore, parse_run_file
 
 if TYPE_CHECKING:
     from talon.passes import Pass
@@ -60,7 +60,7 @@ def scan(
     quarantine = store.book / "quarantine"
     # A missing or damaged index is rebuilt from the run files: read without moving any aside,
     # here as in the walk below, which reports (and with `repair` quarantines) the damaged.
-    book = bookkeeping.load(store, read=_peek)
+    book = bookkeeping.load(store, read=parse_run_file)
     open_found: set[str] = set()
     if not store.root.is_dir():
         return findings
@@ -103,7 +103,7 @@ def scan(
                 )
                 continue
             try:
-                run = (store.read if repair else _peek)(path)
+                run = (store.read if repair else parse_run_file)(path)
             except FileNotFoundError:
                 continue  # (removed meanwhile)
             except CorruptRun as exc:
@@ -210,34 +210,10 @@ def _unchanged(path: Path, run: Run) -> bool:
     """Whether the run file still says what it said: a pass may have collected the run (and
     removed its status file) while it was looked at."""
     try:
-        current = _peek(path)
+        current = parse_run_file(path)
     except (OSError, CorruptRun):
         return False
     return bool(current.state is run.state and current.executor == run.executor)
-
-
-def _peek(path: Path) -> Run:
-    """A run file read as FileStore.read reads it, but never moved aside (a check writes
-    nothing): a damaged one is raised as CorruptRun without `moved_to`."""
-    import json
-
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except IsADirectoryError:
-        # Someone's directory that happens to end in .json: not a run file (as for the store).
-        raise FileNotFoundError(path) from None
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptRun(path, f"cannot read: {exc}", None) from None
-    try:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise TypeError("top level is not an object")
-        return Run.from_json(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        why = "empty file" if not text.strip() else f"{type(exc).__name__}: {exc}"
-        raise CorruptRun(path, why, None) from None
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> int:

@@ -108,7 +108,7 @@ def wrapper_script(
     for name, value in env.items():
         if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"not a valid environment variable name: {name!r}")
-        lines.append(f"export {name}={_one_line(value)}")
+        lines.append(f"export {name}={q(value)}")
     redirect = f"> {q(output)} 2>&1" if output is not None else "2>&1"
     say = f">> {q(output)}" if output is not None else ""
     lines.append("rc=")
