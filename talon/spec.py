@@ -85,6 +85,13 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
         for name, raw in mapping(f.loaded.data.get("jobs")).items():
             if not isinstance(raw, dict) or not JOB_NAME_RE.match(name):
                 continue  # the schema reports bad names and shapes
+            merged = _merge(cfg_defaults, file_defaults, raw)
+            if "call" in raw and "executor" not in raw and config is not None:
+                # A default executor is for commands; a `call:` runs inprocess unless the job
+                # says where (or the default is an inprocess one).
+                inherited = config.executors.get(str(merged.get("executor")))
+                if inherited is None or inherited.type != "inprocess":
+                    merged.pop("executor", None)
             if name in first_seen:
                 other, _ = first_seen[name]
                 line, col = f.at(("jobs", name))
@@ -107,16 +114,9 @@ def load_spec(root: Path) -> tuple[Spec | None, list[Problem]]:
                 )
                 # Not a job of the schedule, but its own mistakes are reported all the same.
                 with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
-                    _build_job(ld, f, name, _merge(cfg_defaults, file_defaults, raw), config)
+                    _build_job(ld, f, name, merged, config)
                 continue
             first_seen[name] = (f, name)
-            merged = _merge(cfg_defaults, file_defaults, raw)
-            if "call" in raw and "executor" not in raw and config is not None:
-                # A default executor is for commands; a `call:` runs inprocess unless the job
-                # says where (or the default is an inprocess one).
-                inherited = config.executors.get(str(merged.get("executor")))
-                if inherited is None or inherited.type != "inprocess":
-                    merged.pop("executor", None)
             entries.append((f, name, merged))
     names = set(first_seen)
     for f, name, merged in entries:
