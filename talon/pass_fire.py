@@ -9,6 +9,7 @@ from talon.model import Spec
 from talon.pass_recording import Recording
 from talon.plan import (
     MISSED_COUNT_CAP,
+    ON_TIME_GRACE,
     Decision,
     due_fires,
     fires_from,
@@ -77,7 +78,7 @@ class Firing(Recording):
             keep, dropped, advanced, unseen = due_fires(job, cursor, self.now)
             for fire in keep:
                 late = self.now - fire.at
-                kind = "catchup" if late.total_seconds() > 300 else fire.source
+                kind = "catchup" if late > ON_TIME_GRACE else fire.source
                 run = run_for_fire(job, fire, self.now, kind, self.revision())
                 note = f" ({fire.note})" if fire.note else ""
                 self.create_checked(
