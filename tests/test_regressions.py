@@ -26,6 +26,16 @@ def runs(root: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+NOW = ("--now", "2026-11-27T10:00:00Z")
+
+
+def triggered(tmp_path: Path, talon: Talon, name: str, command: str) -> tuple[Path, str]:
+    """A repository of one external job, triggered at NOW: its root and the run's id."""
+    job = f"jobs:\n  {name}: {{command: {command}, trigger: external}}\n"
+    root = write_repo(tmp_path, {"schedule/a.yaml": job})
+    return root, talon("-C", str(root), "trigger", name, *NOW).out.strip()
+
+
 def test_retry_ids_of_a_job_whose_name_contains_dot_r(tmp_path: Path, talon: Talon) -> None:
     jobs = """
 jobs:
@@ -865,12 +875,8 @@ def test_validate_reports_a_job_its_executor_cannot_run(tmp_path: Path, talon: T
 def test_a_broken_schedule_file_does_not_keep_anyone_from_seeing_or_stopping_runs(
     tmp_path: Path, talon: Talon
 ) -> None:
-    root = write_repo(
-        tmp_path,
-        {"schedule/ok.yaml": "jobs:\n  ok:\n    command: sleep 30\n    trigger: external\n"},
-    )
-    now = ("--now", "2026-11-27T10:00:00Z")
-    run_id = talon("-C", str(root), "trigger", "ok", *now).out.strip()
+    root, run_id = triggered(tmp_path, talon, "ok", "sleep 30")
+    now = NOW
     assert talon("-C", str(root), "reconcile", *now).code == 0
     pid = runs(root)[run_id]["executor"]["handle"]["pid"]
     (root / "schedule" / "broken.yaml").write_text(
@@ -891,12 +897,8 @@ def test_a_broken_schedule_file_does_not_keep_anyone_from_seeing_or_stopping_run
 
 
 def test_status_of_a_period_lists_jobs_gone_from_the_schedule(tmp_path: Path, talon: Talon) -> None:
-    root = write_repo(
-        tmp_path,
-        {"schedule/a.yaml": "jobs:\n  gone:\n    command: 'true'\n    trigger: external\n"},
-    )
-    now = ("--now", "2026-11-27T10:00:00Z")
-    run_id = talon("-C", str(root), "trigger", "gone", *now).out.strip()
+    root, run_id = triggered(tmp_path, talon, "gone", "'true'")
+    now = NOW
     assert talon("-C", str(root), "reconcile", "--wait", *now).code == 0
     (root / "schedule" / "a.yaml").write_text("jobs: {}\n")
     listed = talon("-C", str(root), "status", "--period", "2026-11-27", "--json", *now)
@@ -1039,11 +1041,8 @@ def test_explain_names_a_due_trigger_no_pass_has_fired_yet(tmp_path: Path, talon
 def test_progress_and_artifacts_are_refused_for_a_run_that_has_ended(
     tmp_path: Path, talon: Talon
 ) -> None:
-    root = write_repo(
-        tmp_path, {"schedule/a.yaml": "jobs:\n  d: {command: 'true', trigger: external}\n"}
-    )
-    now = ("--now", "2026-11-27T10:00:00Z")
-    run_id = talon("-C", str(root), "trigger", "d", *now).out.strip()
+    root, run_id = triggered(tmp_path, talon, "d", "'true'")
+    now = NOW
     assert talon("-C", str(root), "reconcile", "--wait", *now).code == 0
     before = runs(root)[run_id]
     assert before["state"] == "succeeded"
@@ -1272,10 +1271,7 @@ def test_plan_until_fails_a_waiting_run_at_its_start_by(tmp_path: Path, talon: T
 def test_retry_of_a_run_not_finished_is_a_failed_check_not_a_usage_error(
     tmp_path: Path, talon: Talon
 ) -> None:
-    root = write_repo(
-        tmp_path, {"schedule/a.yaml": "jobs:\n  s: {command: sleep 30, trigger: external}\n"}
-    )
-    now = ("--now", "2026-11-27T10:00:00Z")
-    run_id = talon("-C", str(root), "trigger", "s", *now).out.strip()
+    root, run_id = triggered(tmp_path, talon, "s", "sleep 30")
+    now = NOW
     refused = talon("-C", str(root), "retry", run_id, *now)
     assert refused.code == 1 and "only a finished run can be retried" in refused.err

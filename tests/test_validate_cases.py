@@ -143,6 +143,11 @@ _WRONG_TYPE_PARAMS = ("rel", "text", "at", "fragment")
 _STOPPING = [c for c in WRONG_TYPES if c[0] in {"capacity-two", "jobs-5", "state-5", "timezone-5"}]
 
 
+_stopping_cases = pytest.mark.parametrize(
+    _WRONG_TYPE_PARAMS, [c[1:] for c in _STOPPING], ids=[c[0] for c in _STOPPING]
+)
+
+
 def _wrong_type_repo(root: Path, rel: str, text: str) -> Path:
     from tests.conftest import write_repo
 
@@ -163,9 +168,7 @@ def test_wrong_type_is_one_located_problem(
     assert fragment in result.lines[0]
 
 
-@pytest.mark.parametrize(
-    _WRONG_TYPE_PARAMS, [c[1:] for c in _STOPPING], ids=[c[0] for c in _STOPPING]
-)
+@_stopping_cases
 @pytest.mark.parametrize("command", ["plan", "reconcile"])
 def test_wrong_type_stops_other_commands_cleanly(
     tmp_path: Path, talon: Talon, command: str, rel: str, text: str, at: str, fragment: str
@@ -178,9 +181,7 @@ def test_wrong_type_stops_other_commands_cleanly(
     assert summary == f"talon {command}: the configuration has 1 problem(s); nothing was done"
 
 
-@pytest.mark.parametrize(
-    _WRONG_TYPE_PARAMS, [c[1:] for c in _STOPPING], ids=[c[0] for c in _STOPPING]
-)
+@_stopping_cases
 def test_wrong_type_leaves_status_going_with_a_warning(
     tmp_path: Path, talon: Talon, rel: str, text: str, at: str, fragment: str
 ) -> None:
