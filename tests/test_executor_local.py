@@ -534,6 +534,89 @@ def test_cancel_stops_an_inline_command(ex: LocalExecutor, make_sub: MakeSub) ->
     assert "not reached" not in log_of(sub)
 
 
+@pytest.mark.parametrize(
+    ("command", "code", "output"),
+    [
+        ("true", 0, ""),
+        ("false", 1, ""),
+        ("echo 'a  b' c", 0, "a  b c\n"),
+        ("printf %s,%s x 'y z'", 0, "x,y z"),
+        ("sh -c 'exit 3'", 3, ""),
+        ("nosuch-program --flag", 127, "talon-run: 1: eval: nosuch-program: not found"),
+    ],
+)
+def test_a_plain_command_runs_in_the_wrapper_as_under_sh_c(
+    ex: LocalExecutor, make_sub: MakeSub, command: str, code: int, output: str
+) -> None:
+    """One simple command of plain words skips the subshell: same status, same output (the
+    message of a missing program included, as `sh -c` via the subshell's eval gives it)."""
+    sub = make_sub(command)
+    assert ex_argv(sub) == (runner.INLINE, command, runner.PLAIN), "the plain path is tested"
+    status = settle(ex, ex.submit(sub), sub)
+    assert isinstance(status, Finished) and status.exit_code == code, status
+    assert output in log_of(sub)
+
+
+def test_a_plain_program_is_the_wrappers_child_with_default_signals(
+    ex: LocalExecutor, make_sub: MakeSub
+) -> None:
+    """No subshell in between, and nothing of the wrapper's traps: the program's parent is the
+    wrapper, and a cancel stops it (the wrapper records 143)."""
+    sub = make_sub("sleep 30")
+    assert runner.plain_command("sleep 30")
+    handle = ex.submit(sub)
+    deadline = time.monotonic() + 5
+    members: list[runner.Proc] = []
+    while time.monotonic() < deadline:
+        members = [p for p in runner.run_members(handle["pid"]) if p.pid != handle["pid"]]
+        if members:
+            break
+        time.sleep(0.01)
+    assert [p.ppid for p in members] == [handle["pid"]], "sleep runs straight under the wrapper"
+    with open(f"/proc/{members[0].pid}/status") as fh:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in fh)
+    assert int(fields["SigIgn"], 16) & (1 << (signal.SIGTERM - 1)) == 0
+    assert int(fields["SigCgt"], 16) == 0, "the wrapper's traps do not reach the program"
+    ex.cancel(handle, sub)
+    status = settle(ex, handle, sub)
+    assert status == Finished(128 + signal.SIGTERM, "cancelled")
+
+
+@pytest.mark.parametrize(
+    ("command", "plain"),
+    [
+        ("true", True),
+        ("./bin/extract --day 2026-11-27 --out=/srv/x", True),
+        ("python3 -m jobs.nightly", True),
+        ("report --title 'a; b $HOME'", True),  # (quoted: nothing to expand)
+        ("  sleep 5  ", True),
+        ("exit 3", False),
+        ("exec ./job", False),
+        ("set -e", False),
+        ("cd /tmp", False),
+        ("trap '' TERM", False),
+        ("read x", False),
+        ("wait", False),
+        ("FOO=1 ./job", False),
+        ("./a; ./b", False),
+        ("./a && ./b", False),
+        ("./a | ./b", False),
+        ("./a > out", False),
+        ("./a &", False),
+        ("echo $HOME", False),
+        ('echo "x"', False),
+        ("ls *.log", False),
+        ("./a\n./b", False),
+        ("echo ~", False),
+        ("./a # comment", False),
+        ("while true", False),
+        ("", False),
+    ],
+)
+def test_what_counts_as_a_plain_command(command: str, plain: bool) -> None:
+    assert runner.plain_command(command) is plain
+
+
 def ex_argv(sub: Submission) -> tuple[str, ...]:
     from talon.executors.local import _argv
 

@@ -5,7 +5,8 @@ returns at once; the wrapper runs the command, waits for it and records its exit
 run outlives the `talon reconcile` that started it and a later pass collects it.
 
 The command: a string runs as by `/bin/sh -c STRING` (in a subshell of the wrapper, which is
-that shell already; under `sh -c` when a timeout puts `timeout` in between); an argv tuple is
+that shell already, or in the wrapper itself when it is one plain simple command, see
+`runner.plain_command`; under `sh -c` when a timeout puts `timeout` in between); an argv tuple is
 executed directly, no shell, so every argument arrives literally. The environment is Talon's
 own plus `sub.env`, the working directory `sub.workdir` (else `TALON_REPO`, else the current
 one), stdin /dev/null, stdout and stderr appended to `sub.log_path`. Signal dispositions and
@@ -573,6 +574,8 @@ def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str,
     if isinstance(command, str):
         if not command.strip():
             raise SubmitRefused("empty command", retryable=False)
+        if inline and runner.plain_command(command):
+            return (runner.INLINE, command, runner.PLAIN)
         if inline and not _OWN_SHELL.search(command):
             return (runner.INLINE, command)
         return (_SHELL, "-c", command)
@@ -594,6 +597,13 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
     from shlex import quote
 
     exports = "".join(f"export {name}={quote(value)}\n" for name, value in sub.env.items())
+    if runner.plain_command(command):
+        run = f"eval {quote(command)}"  # (see runner.plain_command)
+    else:
+        run = (
+            f"(_talon_c={quote(command)}; unset _talon_r _talon_n\n"
+            'set --; eval "unset _talon_c; $_talon_c")'
+        )
     # One compound command: sh reads all of it before running any, so a script cut short
     # (its writer killed) is a syntax error and runs nothing.
     return (
@@ -601,8 +611,7 @@ def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, k
         f"{exports}"
         f"_talon_r={quote(str(rc_file))} _talon_n={quote(key)}\n"
         f"exec >>{quote(str(sub.log_path))} 2>&1\n"
-        f"cd -- {quote(str(workdir))} && (_talon_c={quote(command)}; unset _talon_r _talon_n\n"
-        'set --; eval "unset _talon_c; $_talon_c")\n'
+        f"cd -- {quote(str(workdir))} && {run}\n"
         "_talon_s=$?\n"
         "read -r _talon_e _talon_f </proc/uptime || _talon_e=\n"
         'echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"\n'
