@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from talon import bookkeeping
 from talon.executors.base import (
     Handle,
+    PendingSubmit,
     Submission,
     SubmitRefused,
 )
@@ -117,8 +119,29 @@ class Dispatching(Checking, Collecting):
                 self._finish_ends()
                 self.store.sync()
             crash_point("dispatch.after_intent")
+        soon = not self.dry_run and len(starts) >= _SOON_FROM
+        under_way: deque[tuple[Start, PendingSubmit]] = deque()
         for start in starts:
-            if not self._submit(start) and self._failed(start.marked):
+            executor = self.executor(start.job.executor)
+            submit_soon = getattr(executor, "submit_soon", None) if soon else None
+            if submit_soon is None:
+                self._settle(under_way, failed, 0)  # in order: one run's end decides others'
+                if not self._submit(start) and self._failed(start.marked):
+                    failed.add(start.job.name)
+                continue
+            self._prepare(start)
+            under_way.append((start, submit_soon(start.sub)))
+            self._settle(under_way, failed, _UNDER_WAY)
+        self._settle(under_way, failed, 0)
+
+    def _settle(
+        self, under_way: deque[tuple[Start, PendingSubmit]], failed: set[str], keep: int
+    ) -> None:
+        """Record the starts that are over, oldest first; wait for the oldest while more than
+        `keep` are under way (each holds its log file open)."""
+        while under_way and (len(under_way) > keep or under_way[0][1].ready()):
+            start, pending = under_way.popleft()
+            if not self._submitted(start, pending.result) and self._failed(start.marked):
                 failed.add(start.job.name)
 
     def _failed(self, run: Run) -> bool:
@@ -186,15 +209,22 @@ class Dispatching(Checking, Collecting):
 
     def _submit(self, start: Start) -> bool:
         """Start a marked run (its intent already durable) and record its handle."""
-        marked, job, sub = start.marked, start.job, start.sub
         if self.dry_run:
-            self.write(marked, with_handle({"plan": True}))
-            self.decide("dispatch", marked, _dispatch_detail(job, start.grants))
+            self.write(start.marked, with_handle({"plan": True}))
+            self.decide("dispatch", start.marked, _dispatch_detail(start.job, start.grants))
             return True
-        self.store.makedirs(sub.log_path.parent)
-        self.store.makedirs(sub.status_dir)
+        self._prepare(start)
+        return self._submitted(start, lambda: self.executor(start.job.executor).submit(start.sub))
+
+    def _prepare(self, start: Start) -> None:
+        self.store.makedirs(start.sub.log_path.parent)
+        self.store.makedirs(start.sub.status_dir)
+
+    def _submitted(self, start: Start, submit: Callable[[], Handle]) -> bool:
+        """Record how the start `submit` makes (or waits for) went: the handle, or why not."""
+        marked, job = start.marked, start.job
         try:
-            handle: Handle = self.executor(job.executor).submit(sub)
+            handle = submit()
         except SubmitRefused as refused:
             why = refused.reason
             if not self._written(start):
@@ -321,6 +351,10 @@ class Dispatching(Checking, Collecting):
 
 # Rounds of dispatch in one pass after runs failed to start (each can free others).
 _ROUNDS = 3
+# From this many starts in one go, executors that can start runs in the background do (see
+# talon.executors.spawning), at most _UNDER_WAY at a time.
+_SOON_FROM = 4
+_UNDER_WAY = 32
 
 
 @dataclass

@@ -18,17 +18,19 @@ import pytest
 from talon.executors import runner
 from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
 from talon.executors.local import LocalExecutor, status_file
+from talon.executors.spawning import Spawner
 from talon.markers import format_marker, parse_markers
 
 MakeSub = Callable[..., Submission]
 GRACE = 0.5
 
 
-@pytest.fixture(params=["own", "shared", "spare"])
+@pytest.fixture(params=["own", "shared", "spare", "soon"])
 def mode(request: pytest.FixtureRequest) -> str:
-    """Every test here runs three ways: a status file per run; one shared by the runs of a
-    process (as passes in flock mode give them); and that, with each run handed to a spare
-    wrapper started ahead of it (as `reconcile --wait` does) where it is eligible."""
+    """Every test here runs four ways: a status file per run; one shared by the runs of a
+    process (as passes in flock mode give them); that, with each run handed to a spare
+    wrapper started ahead of it (as `reconcile --wait` does) where it is eligible; and that,
+    started by the spawner thread (`submit_soon`, as a pass starting many runs does)."""
     return str(request.param)
 
 
@@ -38,7 +40,7 @@ def make_sub(tmp_path: Path, mode: str) -> MakeSub:
     work.mkdir()
     counter = iter(range(1000))
     status_dir = tmp_path / "state" / ".talon" / "proc"
-    shared = status_dir / "p1-1.status" if mode in ("shared", "spare") else None
+    shared = status_dir / "p1-1.status" if mode in ("shared", "spare", "soon") else None
 
     def make(command: str | tuple[str, ...], **kw: Any) -> Submission:
         rid = kw.pop("run_id", f"r{next(counter)}")
@@ -68,6 +70,13 @@ def ex(mode: str) -> Iterator[LocalExecutor]:
             return submit(sub)
 
         executor.submit = prepared  # type: ignore[method-assign]
+    if mode == "soon":
+        assert Spawner.available() is not None  # else this mode would test the usual way
+
+        def soon(sub: Submission) -> Handle:
+            return executor.submit_soon(sub).result()
+
+        executor.submit = soon  # type: ignore[method-assign]
     yield executor
     executor.close_spare()
 

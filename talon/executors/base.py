@@ -82,6 +82,18 @@ class SubmitRefused(Exception):
         self.retryable = retryable
 
 
+class PendingSubmit(Protocol):
+    """A start under way (`submit_soon`, an optional method of executors that can start runs
+    in the background): `result` waits for it and returns the handle, or raises what `submit`
+    would have raised."""
+
+    def ready(self) -> bool:
+        """Whether `result` would return without waiting."""
+        ...
+
+    def result(self) -> Handle: ...
+
+
 class Executor(Protocol):
     """One backend (local, inprocess, ssh, sge, slurm)."""
 

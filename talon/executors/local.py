@@ -87,12 +87,21 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from talon.executors import runner
-from talon.executors.base import Finished, Handle, Lost, Running, Status, Submission, SubmitRefused
+from talon.executors.base import (
+    Finished,
+    Handle,
+    Lost,
+    PendingSubmit,
+    Running,
+    Status,
+    Submission,
+    SubmitRefused,
+)
 from talon.executors.status_files import (
     LocalHandle,
     cancel_file,
@@ -107,6 +116,9 @@ from talon.executors.status_files import (
     status_file,
     status_of,
 )
+
+if TYPE_CHECKING:  # (ctypes and a thread: imported by the first pass that needs them)
+    from talon.executors.spawning import Spawned, Spawner
 
 __all__ = [
     "LocalExecutor",
@@ -239,6 +251,21 @@ class LocalExecutor:
                 self._dropped.remove(pid)
 
     def submit(self, sub: Submission) -> Handle:
+        return self._submit(sub, None).result()
+
+    def submit_soon(self, sub: Submission) -> PendingSubmit:
+        """`submit`, with the spawn itself left to the spawner thread (`talon.executors.spawning`)
+        where it can be: returns once the log is open and the start handed over, so the caller
+        prepares its next run while this one starts. Errors come from `result()`."""
+        try:
+            from talon.executors.spawning import Spawner
+
+            spawner = Spawner.available() if self._proc == runner.PROC else None
+            return self._submit(sub, spawner)
+        except Exception as exc:  # (SubmitRefused included) raised by result(), as by submit
+            return _Failed(exc)
+
+    def _submit(self, sub: Submission, spawner: Spawner | None) -> PendingSubmit:
         argv = _argv(sub.command, inline=sub.timeout_s is None)
         workdir = self._workdir(sub)
         timeout_program = self._timeout() if sub.timeout_s is not None else ""
@@ -253,44 +280,47 @@ class LocalExecutor:
         if self._spare is not None and key is not None and argv[0] == runner.INLINE:
             handed = self._hand_over(sub, argv[1], workdir, rc_file, key, submitted)
             if handed is not None:
-                return handed
-        log_fd = _open_log(sub.log_path)
-        try:
-            try:
-                pid, start = self._spawn(
-                    [
-                        "sh",
-                        "-c",
-                        runner.WRAPPER,
-                        runner.WRAPPER_NAME,
-                        str(rc_file),
-                        key or "",
-                        str(workdir),
-                        timeout_program,
-                        _seconds_arg(sub.timeout_s if sub.timeout_s is not None else 0.0),
-                        _seconds_arg(self.kill_grace_s),
-                        *argv,
-                    ],
-                    {**self._environ, **sub.env},
-                    [(os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
-                )
-            except OSError as exc:
-                retry = exc.errno in (errno.EAGAIN, errno.ENOMEM)
-                raise SubmitRefused(
-                    f"cannot start {_SHELL}: {exc.strerror}", retryable=retry
-                ) from exc
-        finally:
-            os.close(log_fd)
+                return _Done(handed)
+        wrapper = [
+            "sh",
+            "-c",
+            runner.WRAPPER,
+            runner.WRAPPER_NAME,
+            str(rc_file),
+            key or "",
+            str(workdir),
+            timeout_program,
+            _seconds_arg(sub.timeout_s if sub.timeout_s is not None else 0.0),
+            _seconds_arg(self.kill_grace_s),
+            *argv,
+        ]
+        env = {**self._environ, **sub.env}
         handle = LocalHandle(
-            pid=pid,
-            start=start,
+            pid=None,
+            start=None,
             boot=self._boot_id() or None,
             rc_file=rc_file,
             submitted=submitted,
             timeout_s=sub.timeout_s,
             key=key,
         )
-        return handle.as_json()
+        log_fd = _open_log(sub.log_path)
+        if spawner is not None:
+            # The spawner closes the log once the child has it.
+            started = spawner.start(_SHELL, wrapper, env, [(log_fd, 1), (log_fd, 2)], log_fd)
+            return _Spawning(self, spawner, started, handle)
+        try:
+            try:
+                pid, start = self._spawn(
+                    wrapper,
+                    env,
+                    [(os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
+                )
+            except OSError as exc:
+                raise _refused(exc.errno, exc.strerror) from exc
+        finally:
+            os.close(log_fd)
+        return _Done(replace(handle, pid=pid, start=start).as_json())
 
     def _hand_over(
         self, sub: Submission, command: str, workdir: Path, rc_file: Path, key: str, at: float
@@ -582,6 +612,64 @@ def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str,
     if not command or not command[0]:
         raise SubmitRefused("empty command", retryable=False)
     return tuple(command)
+
+
+class _Done:
+    """A start that is over: its handle, at once."""
+
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+
+    def ready(self) -> bool:
+        return True
+
+    def result(self) -> Handle:
+        return self._handle
+
+
+class _Failed:
+    """A start that failed before its spawn: `result` raises why."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def ready(self) -> bool:
+        return True
+
+    def result(self) -> Handle:
+        raise self._error
+
+
+class _Spawning:
+    """A wrapper's start handed to the spawner thread."""
+
+    def __init__(
+        self, executor: LocalExecutor, spawner: Spawner, started: Spawned, handle: LocalHandle
+    ) -> None:
+        self._executor = executor
+        self._spawner = spawner
+        self._started = started
+        self._handle = handle
+
+    def ready(self) -> bool:
+        return self._started.done
+
+    def result(self) -> Handle:
+        done = self._spawner.wait(self._started)
+        if done.error:
+            raise _refused(done.error, os.strerror(done.error))
+        start = done.start
+        if start is None:
+            # Race-free: until we reap it, the wrapper's pid cannot be reused.
+            found = runner.read_proc(done.pid, self._executor._proc)
+            start = found.start if found is not None else None
+        return replace(self._handle, pid=done.pid, start=start).as_json()
+
+
+def _refused(code: int | None, why: str | None) -> SubmitRefused:
+    return SubmitRefused(
+        f"cannot start {_SHELL}: {why}", retryable=code in (errno.EAGAIN, errno.ENOMEM)
+    )
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
