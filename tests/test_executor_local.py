@@ -591,6 +591,31 @@ def test_a_plain_program_is_the_wrappers_child_with_default_signals(
     assert status == Finished(128 + signal.SIGTERM, "cancelled")
 
 
+def test_an_exported_bash_function_keeps_plain_commands_in_a_subshell(
+    make_sub: MakeSub,
+) -> None:
+    """Where bash is /bin/sh it imports functions from the environment: one named like the
+    program would run in the wrapper itself, and its `exit` would end the wrapper unrecorded."""
+    functions = {**os.environ, "BASH_FUNC_report%%": "() { exit 9; }"}
+    for environ, env, plain in [
+        (functions, {}, False),
+        (dict(os.environ), {"BASH_FUNC_report%%": "() { exit 9; }"}, False),
+        (dict(os.environ), {}, True),
+    ]:
+        executor = LocalExecutor({}, environ=environ)
+        sub = make_sub("sleep 30", env=env, shared_status=None)
+        handle = executor.submit(sub)
+        try:
+            argv: list[str] = []
+            deadline = time.monotonic() + 5
+            while not argv and time.monotonic() < deadline:  # (empty until its exec is done)
+                argv = runner.cmdline(handle["pid"])
+            assert argv and (argv[-1] == runner.PLAIN) is plain, argv
+        finally:
+            executor.cancel(handle, sub)
+            assert isinstance(settle(executor, handle, sub), Finished)
+
+
 @pytest.mark.parametrize(
     ("command", "plain"),
     [

@@ -163,6 +163,10 @@ class LocalExecutor:
         self.kill_grace_s = _seconds(config.get("kill_grace"), DEFAULT_KILL_GRACE_S, "kill_grace")
         # A plain copy: os.environ decodes every entry on each iteration, once per run.
         self._environ = dict(os.environ if environ is None else environ)
+        # Functions bash imports from the environment (when it is /bin/sh): one named like a
+        # plain command's program would run in the wrapper itself, where its `exit` would end
+        # the wrapper before it records the status. Plain commands then keep their subshell.
+        self._functions = any(k.startswith(_BASH_FUNCTION) for k in self._environ)
         self._proc = proc
         self._boot: str | None = None  # read once; constant while this process lives
         self._timeout_program: str | None = None
@@ -266,7 +270,8 @@ class LocalExecutor:
             return _Failed(exc)
 
     def _submit(self, sub: Submission, spawner: Spawner | None) -> PendingSubmit:
-        argv = _argv(sub.command, inline=sub.timeout_s is None)
+        plain = not self._functions and not any(k.startswith(_BASH_FUNCTION) for k in sub.env)
+        argv = _argv(sub.command, inline=sub.timeout_s is None, plain=plain)
         workdir = self._workdir(sub)
         timeout_program = self._timeout() if sub.timeout_s is not None else ""
         submitted = time.time()
@@ -278,7 +283,7 @@ class LocalExecutor:
             rc_file, key = status_file(sub), None
             clear_status(rc_file)
         if self._spare is not None and key is not None and argv[0] == runner.INLINE:
-            handed = self._hand_over(sub, argv[1], workdir, rc_file, key, submitted)
+            handed = self._hand_over(sub, argv, workdir, rc_file, key, submitted)
             if handed is not None:
                 return _Done(handed)
         wrapper = [
@@ -323,7 +328,13 @@ class LocalExecutor:
         return _Done(replace(handle, pid=pid, start=start).as_json())
 
     def _hand_over(
-        self, sub: Submission, command: str, workdir: Path, rc_file: Path, key: str, at: float
+        self,
+        sub: Submission,
+        argv: tuple[str, ...],
+        workdir: Path,
+        rc_file: Path,
+        key: str,
+        at: float,
     ) -> Handle | None:
         """Give the spare its run; None if it cannot take it (it is gone: start as usual).
 
@@ -333,7 +344,9 @@ class LocalExecutor:
         run is found lost rather than started twice."""
         if any(not _ENV_NAME.fullmatch(n) or n in _SHELL_OWN for n in sub.env):
             return None  # names the shell would take for itself: the spawned wrapper's way
-        script = _spare_script(sub, command, workdir, rc_file, key)
+        script = _spare_script(
+            sub, argv[1], workdir, rc_file, key, plain=argv[2:] == (runner.PLAIN,)
+        )
         data = script.encode(sys.getfilesystemencoding(), "surrogateescape")
         spare, self._spare = self._spare, None
         assert spare is not None
@@ -598,13 +611,19 @@ class LocalExecutor:
 _OWN_SHELL = re.compile(r"\$\$|\$\{\$\}|PPID")
 
 
-def _argv(command: str | tuple[str, ...], *, inline: bool = False) -> tuple[str, ...]:
+_BASH_FUNCTION = "BASH_FUNC_"
+
+
+def _argv(
+    command: str | tuple[str, ...], *, inline: bool = False, plain: bool = True
+) -> tuple[str, ...]:
     """The command as the wrapper's trailing arguments; `inline`: a string runs in the
-    wrapper's own subshell (runner.INLINE) where it can, else under `/bin/sh -c`."""
+    wrapper's own subshell (runner.INLINE) where it can, else under `/bin/sh -c`; `plain`:
+    in the wrapper itself if it is a plain command (runner.PLAIN)."""
     if isinstance(command, str):
         if not command.strip():
             raise SubmitRefused("empty command", retryable=False)
-        if inline and runner.plain_command(command):
+        if inline and plain and runner.plain_command(command):
             return (runner.INLINE, command, runner.PLAIN)
         if inline and not _OWN_SHELL.search(command):
             return (runner.INLINE, command)
@@ -678,14 +697,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHELL_OWN = frozenset({"IFS", "OPTIND", "PPID"} | {f"_talon_{c}" for c in "rncsef"})
 
 
-def _spare_script(sub: Submission, command: str, workdir: Path, rc_file: Path, key: str) -> str:
+def _spare_script(
+    sub: Submission, command: str, workdir: Path, rc_file: Path, key: str, *, plain: bool
+) -> str:
     """What a spare wrapper runs: `runner.WRAPPER`'s work for a shell string without a
     timeout, with the run's environment exported (a spare started before it was known), and
     a `KEY + PID` line first, by which `adopt` finds the run."""
     from shlex import quote
 
     exports = "".join(f"export {name}={quote(value)}\n" for name, value in sub.env.items())
-    if runner.plain_command(command):
+    if plain:
         run = f"eval {quote(command)}"  # (see runner.plain_command)
     else:
         run = (
