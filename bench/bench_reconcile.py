@@ -12,11 +12,13 @@
    inside one `talon reconcile --wait`, against the same loop run sequentially. Target 1.5x.
 
 Every figure is the wall time of a subprocess (median of --repeat), its peak RSS from
-`os.wait4`. Bench 1 keeps its repository in tmpfs (`--shm`, default /dev/shm when it exists):
-a year of history is hundreds of thousands of files, and on this machine's disk creating and
-deleting them takes minutes (deleting 300k files took 2.5 min). The pass never reads that history,
-so where it lies should not matter; the "control" rows (no history, disk against tmpfs) check
-that. Benches 2 and 3 run on disk (the system temp directory), where fsync costs what it costs.
+`os.wait4`, each started after a sync, and the directories on disk are deleted only at the end
+(see `run`). Bench 1 keeps its repository in tmpfs (`--shm`, default /dev/shm when it
+exists): a year of history is hundreds of thousands of files, and on this machine's disk
+creating and deleting them takes minutes (deleting 300k files took 2.5 min). The pass never
+reads that history, so where it lies should not matter; the "control" rows (no history, disk
+against tmpfs) check that. Benches 2 and 3 run on disk (the system temp directory), where
+fsync costs what it costs.
 
 Commands run with a bytecode cache (in a private PYTHONPYCACHEPREFIX, warmed up first), as an
 installed `talon` has, even when the caller sets PYTHONDONTWRITEBYTECODE; one row shows the
@@ -63,8 +65,15 @@ class CommandFailed(Exception):
 def run(
     argv: Sequence[str], *, check_quiet: bool = False, env: dict[str, str] | None = None
 ) -> Measure:
-    """Wall time and peak RSS of one command (its own rusage from wait4, not the sum)."""
+    """Wall time and peak RSS of one command (its own rusage from wait4, not the sum), started
+    after a sync. ext4 without a journal (as on the development machine) does not reuse an
+    inode freed in the last minute, or the last five while its inode table block is not
+    written back: every file creation skips those one by one (`recently_deleted`). The harness
+    keeps its files until the end (`scratch`) so that no command pays for the harness's own
+    deletions; the sync shortens the window left by whatever ran before (the test suite).
+    Floors and Talon alike."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        os.sync()
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -78,6 +87,16 @@ def run(
     if check_quiet and text.strip():
         raise CommandFailed(f"{' '.join(argv)}: expected a no-op pass, got:\n{text[:2000]}")
     return Measure(wall, usage.ru_maxrss / 1024, text)
+
+
+_SCRATCH: list[str] = []
+
+
+def scratch(prefix: str) -> str:
+    """A new directory on disk, deleted when the bench is over (see `run`), not before."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _SCRATCH.append(path)
+    return path
 
 
 def repeat(
@@ -254,14 +273,11 @@ else:
 
 
 def floor(n: int, workers: int, per_dir: bool, repeats: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory(prefix="talon-floor-") as tmp:
-        run([sys.executable, "-c", FLOOR, tmp, "1", str(workers), "0"])  # warm the .pyc cache
+    run([sys.executable, "-c", FLOOR, scratch("talon-floor-"), "1", str(workers), "0"])  # .pyc
     walls, rss = [], 0.0
     for _ in range(repeats):
-        with tempfile.TemporaryDirectory(prefix="talon-floor-") as tmp:
-            m = run(
-                [sys.executable, "-c", FLOOR, tmp, str(n), str(workers), "1" if per_dir else "0"]
-            )
+        tmp = scratch("talon-floor-")
+        m = run([sys.executable, "-c", FLOOR, tmp, str(n), str(workers), "1" if per_dir else "0"])
         walls.append(m.wall_ms)
         rss = max(rss, m.rss_mb)
     return statistics.median(walls), rss
@@ -320,19 +336,18 @@ def _talon_wait(make: Callable[[Path], object], expect: int, repeats: int) -> Wa
     walls, rss = [], 0.0
     result: WaitResult | None = None
     for _ in range(repeats):
-        with tempfile.TemporaryDirectory(prefix="talon-bench-") as tmp:
-            root = Path(tmp) / "repo"
-            make(root)
-            first_pass(root, BEFORE)
-            f0, d0, _ = count(root / "state")
-            m = run([TALON, "-C", str(root), "reconcile", "--wait", "--now", DUE])
-            succeeded = sum(1 for line in m.out.splitlines() if line.startswith("succeed"))
-            if succeeded != expect:
-                raise CommandFailed(f"expected {expect} runs to succeed, saw {succeeded}")
-            files, dirs, kinds = count(root / "state")
-            walls.append(m.wall_ms)
-            rss = max(rss, m.rss_mb)
-            result = WaitResult(0, 0, files, dirs, files - f0, dirs - d0, kinds)
+        root = Path(scratch("talon-bench-")) / "repo"
+        make(root)
+        first_pass(root, BEFORE)
+        f0, d0, _ = count(root / "state")
+        m = run([TALON, "-C", str(root), "reconcile", "--wait", "--now", DUE])
+        succeeded = sum(1 for line in m.out.splitlines() if line.startswith("succeed"))
+        if succeeded != expect:
+            raise CommandFailed(f"expected {expect} runs to succeed, saw {succeeded}")
+        files, dirs, kinds = count(root / "state")
+        walls.append(m.wall_ms)
+        rss = max(rss, m.rss_mb)
+        result = WaitResult(0, 0, files, dirs, files - f0, dirs - d0, kinds)
     assert result is not None
     return WaitResult(
         statistics.median(walls),
@@ -442,7 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warm in ([sys.executable, "-c", "pass"], [TALON, "--help"]):
             run(warm)
         base_ms, _ = repeat([sys.executable, "-c", "pass"], 15)
-        code = run_benches(args, which, base_ms)
+        try:
+            code = run_benches(args, which, base_ms)
+        finally:
+            for path in _SCRATCH:
+                shutil.rmtree(path, ignore_errors=True)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
     return code
 
