@@ -13,7 +13,8 @@ _seen = [0]
 POINTS = (
     "create.after_journal",  # a run is in the journal, its file not yet written
     "create.after_file",  # the run file exists, the pass has not checked it
-    "dispatch.after_intent",  # intent recorded (running, no handle), nothing started
+    "dispatch.after_intent",  # intent recorded (running, no handle), not started (others
+    # marked before it in a batch of local starts may be: they begin as they are marked)
     "dispatch.after_submit",  # the process started, its handle not recorded
     "collect.after_dependants",  # dependants created, the upstream not yet marked succeeded
     "pass.before_ends",  # dependants dispatched or written, the upstream's end not yet written

@@ -45,6 +45,12 @@ class Dispatching(Checking, Collecting):
         per_executor: dict[str, int] = {}
         in_use: dict[str, int] = {}
         starts: list[Start] = []
+        # Starts that need no sync before them (local runs die with the host, their intents
+        # with them) begin as soon as they are marked, through the spawner thread, so that
+        # they run on the other core while the rest are marked.
+        early: deque[tuple[Start, PendingSubmit]] | None = (
+            deque() if not self.dry_run and len(ready) >= _SOON_FROM else None
+        )
         for r in running:
             name = str((r.executor or {}).get("name", ""))
             per_executor[name] = per_executor.get(name, 0) + 1
@@ -78,7 +84,11 @@ class Dispatching(Checking, Collecting):
                 per_executor[job.executor] = per_executor.get(job.executor, 0) + 1
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
-                if self.dry_run or cfg.type in ADOPT_RELIABLE:
+                soon = self._submit_soon(job) if early is not None else None
+                if early is not None and soon is not None and not self._outlives_a_crash_here(job):
+                    crash_point("dispatch.after_intent")
+                    self._start_soon(start, soon, early, failed)
+                elif self.dry_run or cfg.type in ADOPT_RELIABLE:
                     starts.append(start)
                 else:
                     # An executor that cannot find what it started (ssh): a pass dying between
@@ -88,6 +98,8 @@ class Dispatching(Checking, Collecting):
                     crash_point("dispatch.after_intent")
                     if not self._submit(start) and self._failed(start.marked):
                         failed.add(job.name)
+        if early:
+            self._settle(early, failed, 0)
         self._write_held()  # ready runs not started now: waiting for an executor or resources
         if starts:
             self._start_all(starts, failed)
@@ -122,17 +134,33 @@ class Dispatching(Checking, Collecting):
         soon = not self.dry_run and len(starts) >= _SOON_FROM
         under_way: deque[tuple[Start, PendingSubmit]] = deque()
         for start in starts:
-            executor = self.executor(start.job.executor)
-            submit_soon = getattr(executor, "submit_soon", None) if soon else None
-            if submit_soon is None:
-                self._settle(under_way, failed, 0)  # in order: one run's end decides others'
-                if not self._submit(start) and self._failed(start.marked):
-                    failed.add(start.job.name)
+            submit_soon = self._submit_soon(start.job) if soon else None
+            if submit_soon is not None:
+                self._start_soon(start, submit_soon, under_way, failed)
                 continue
-            self._prepare(start)
-            under_way.append((start, submit_soon(start.sub)))
-            self._settle(under_way, failed, _UNDER_WAY)
+            self._settle(under_way, failed, 0)  # in order: one run's end decides others'
+            if not self._submit(start) and self._failed(start.marked):
+                failed.add(start.job.name)
         self._settle(under_way, failed, 0)
+
+    def _submit_soon(self, job: Job) -> Callable[[Submission], PendingSubmit] | None:
+        """The executor's background start (local's spawner thread), if it has one."""
+        found: Callable[[Submission], PendingSubmit] | None = getattr(
+            self.executor(job.executor), "submit_soon", None
+        )
+        return found
+
+    def _start_soon(
+        self,
+        start: Start,
+        submit_soon: Callable[[Submission], PendingSubmit],
+        under_way: deque[tuple[Start, PendingSubmit]],
+        failed: set[str],
+    ) -> None:
+        """Hand `start` over to `submit_soon`, and record the starts that are over meanwhile."""
+        self._prepare(start)
+        under_way.append((start, submit_soon(start.sub)))
+        self._settle(under_way, failed, _UNDER_WAY)
 
     def _settle(
         self, under_way: deque[tuple[Start, PendingSubmit]], failed: set[str], keep: int

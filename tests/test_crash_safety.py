@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -150,6 +151,44 @@ def test_random_kills_then_clean_pass(tmp_path: Path) -> None:
     ran = Counter((root / "ran.log").read_text().split())
     assert all(n == 1 for n in ran.values()), ran
     assert {k for k, r in runs.items() if r["state"] == "succeeded"} <= set(ran)
+
+
+MANY = "jobs:\n" + "".join(
+    f"  j{i}:\n"
+    f'    command: echo "$TALON_RUN_ID" >> "$TALON_REPO/ran.log"\n'
+    f'    trigger: "0 6 * * *"\n'
+    for i in range(6)
+)
+
+
+@pytest.mark.parametrize("mode", ["--wait", "once"])
+@pytest.mark.parametrize("point", ["dispatch.after_intent:3", "dispatch.after_submit:3"])
+def test_killed_in_the_middle_of_a_batch_of_starts(tmp_path: Path, mode: str, point: str) -> None:
+    """Six local runs due at once start as they are marked (through the spawner thread): a
+    kill after two of them leaves started runs, marked ones and unmarked ones. Every run must
+    still run exactly once, judged from the jobs' own log."""
+    root = write_repo(tmp_path, {"schedule/jobs.yaml": MANY})
+    assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
+    wait = ["--wait"] if mode == "--wait" else []
+    crashed = talon(root, "reconcile", *wait, "--now", "2026-11-27T06:00:30Z", crash_at=point)
+    assert crashed.returncode == -signal.SIGKILL, (crashed.stdout, crashed.stderr)
+    assert crashed.stdout.count("dispatch ") == 0, "killed before the pass reported anything"
+    # (The spawner thread starts what it was handed in the background: how many of those
+    # began before the kill varies, but never one not yet handed over, and at least those
+    # whose start was recorded.)
+    time.sleep(0.5)
+    log = root / "ran.log"
+    began = len(log.read_text().split()) if log.exists() else 0
+    if point.startswith("dispatch.after_intent"):
+        assert began <= 2, "only the two runs handed over before the third intent"
+    else:
+        assert began >= 3, "the third start was recorded, and the two before it"
+    settle(root, "2026-11-27T06:02:00Z")
+    runs = all_runs(root)
+    assert sorted(runs) == [f"j{i}@20261127T060000Z" for i in range(6)]
+    assert all(r["state"] == "succeeded" for r in runs.values()), runs
+    ran = Counter((root / "ran.log").read_text().split())
+    assert ran == Counter(runs.keys()), ran
 
 
 def test_lockfile_mode_reclaims_a_killed_holders_marker(tmp_path: Path) -> None:
