@@ -1275,3 +1275,21 @@ def test_retry_of_a_run_not_finished_is_a_failed_check_not_a_usage_error(
     now = NOW
     refused = talon("-C", str(root), "retry", run_id, *now)
     assert refused.code == 1 and "only a finished run can be retried" in refused.err
+
+
+def test_a_nul_byte_in_a_command_fails_its_run_in_a_batch_too(tmp_path: Path, talon: Talon) -> None:
+    """Four runs due at once start through the spawner thread, whose C strings end at the
+    first NUL: `echo ok\\0; exit 3` must fail to start, as it does alone, not run as `echo ok`."""
+    jobs = "jobs:\n" + "".join(
+        f'  j{i}: {{command: "echo ok{i}{chr(92) + "0" if i == 0 else ""}; exit 3", '
+        f'trigger: "0 10 * * *"}}\n'
+        for i in range(4)
+    )
+    root = write_repo(tmp_path, {"schedule/a.yaml": jobs})
+    talon("-C", str(root), "reconcile", "--now", "2026-11-27T09:00:00Z")
+    result = talon("-C", str(root), "reconcile", "--wait", "--now", "2026-11-27T10:00:01Z")
+    assert "Traceback" not in result.err
+    got = runs(root)
+    bad = got["j0@20261127T100000Z"]
+    assert bad["state"] == "failed" and "null byte" in bad["reason"], bad
+    assert all(got[f"j{i}@20261127T100000Z"]["exit_code"] == 3 for i in (1, 2, 3)), got

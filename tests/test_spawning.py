@@ -115,6 +115,30 @@ def test_a_start_is_done_without_anyone_waiting_for_it(spawner: Spawner, tmp_pat
     os.waitpid(item.pid, 0)
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "why"),
+    [
+        (["sh", "-c", "echo ok\0; exit 3"], {}, "embedded null byte"),
+        (["sh", "-c", "true"], {"A": "b\0c"}, "embedded null byte"),
+        (["sh", "-c", "true"], {"A=B": "c"}, "illegal environment variable name"),
+        (["sh", "-c", "true"], {"": "c"}, "illegal environment variable name"),
+    ],
+)
+def test_a_start_refuses_what_os_posix_spawn_refuses(
+    spawner: Spawner, tmp_path: Path, argv: list[str], env: dict[str, str], why: str
+) -> None:
+    """A C string ends at the first NUL: `echo ok\0; exit 3` would run as `echo ok` and
+    succeed. Refused at once, as os.posix_spawn refuses it, and the fd handed over closed."""
+    with pytest.raises(ValueError, match=why):
+        os.posix_spawn("/bin/sh", argv, env)
+    fd = _log(tmp_path / "a.log")
+    with pytest.raises(ValueError, match=why):
+        spawner.start("/bin/sh", argv, env, [(fd, 1)], fd)
+    with pytest.raises(OSError) as closed:
+        os.fstat(fd)
+    assert closed.value.errno == errno.EBADF
+
+
 def test_a_pass_starting_many_runs_records_each_runs_own_wrapper(tmp_path: Path) -> None:
     """Starts overlap in the spawner thread: each run file must get the handle of the
     process that ran that run. Each job writes its wrapper's pid (`$PPID` of its `sh -c`)."""

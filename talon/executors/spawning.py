@@ -18,6 +18,7 @@ close-on-exec, so a file the pass opens while a spawn is under way does not leak
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -115,7 +116,7 @@ class Spawner:
         if any(checks):
             raise OSError("posix_spawn attributes refused")
         self._todo: queue.SimpleQueue[tuple[Spawned, _Order] | None] = queue.SimpleQueue()
-        self._finished: queue.SimpleQueue[Spawned] = queue.SimpleQueue()  # wake-ups
+        self._done = threading.Condition()
         self._thread = threading.Thread(target=self._work, name="talon-spawner", daemon=True)
         self._thread.start()
 
@@ -140,20 +141,38 @@ class Spawner:
         close: int,
     ) -> Spawned:
         """Hand over a start of `path` (stdin /dev/null, then `dup2` as (fd, target) pairs).
-        `close` is an fd of the caller's to close once the child has its copies."""
-        encode = os.fsencode
-        args = (ctypes.c_char_p * (len(argv) + 1))(*[encode(a) for a in argv], None)
-        envp = (ctypes.c_char_p * (len(env) + 1))(
-            *[encode(k) + b"=" + encode(v) for k, v in env.items()], None
-        )
+        `close` is an fd of the caller's to close once the child has its copies (here, if
+        the start is refused at once).
+
+        Refuses what `os.posix_spawn` refuses (ValueError): a NUL byte anywhere, which a C
+        string would silently cut short, and an environment name that is empty or holds `=`."""
+        try:
+            encode = os.fsencode
+            raw_args = [encode(a) for a in argv]
+            raw_env = []
+            for k, v in env.items():
+                name = encode(k)
+                if not name or b"=" in name:
+                    raise ValueError(f"illegal environment variable name: {k!r}")
+                raw_env.append(name + b"=" + encode(v))
+            if any(b"\0" in a for a in (encode(path), *raw_args, *raw_env)):
+                raise ValueError("embedded null byte")
+        except BaseException:
+            os.close(close)
+            raise
+        args = (ctypes.c_char_p * (len(raw_args) + 1))(*raw_args, None)
+        envp = (ctypes.c_char_p * (len(raw_env) + 1))(*raw_env, None)
         item = Spawned()
         self._todo.put((item, _Order(encode(path), args, envp, tuple(dup2), close)))
         return item
 
     def wait(self, item: Spawned) -> Spawned:
         """Block until `item` is done."""
-        while not item.done:
-            self._finished.get()  # one token per start done, whichever it was
+        with self._done:
+            while not item.done:
+                if not self._thread.is_alive():  # (it never dies; if it did, say so)
+                    raise OSError(errno.EIO, "the spawner thread is gone")
+                self._done.wait(1.0)
         return item
 
     def _work(self) -> None:
@@ -167,9 +186,11 @@ class Spawner:
             except BaseException:  # never leave the caller waiting on a start
                 item.error = item.error or errno.EIO
             finally:
-                os.close(order.close)
-                item.done = True  # (set last: the caller reads the fields once it sees this)
-                self._finished.put(item)
+                with contextlib.suppress(OSError):
+                    os.close(order.close)
+                with self._done:
+                    item.done = True  # (set last: the caller reads the fields once it sees this)
+                    self._done.notify_all()
 
     def _one(self, order: _Order) -> tuple[int, int | None, int]:
         actions = ctypes.create_string_buffer(_ACTIONS_BYTES)
