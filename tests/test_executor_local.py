@@ -549,7 +549,7 @@ def test_cancel_stops_an_inline_command(ex: LocalExecutor, make_sub: MakeSub) ->
         ("true", 0, ""),
         ("false", 1, ""),
         ("echo 'a  b' c", 0, "a  b c\n"),
-        ("printf %s,%s x 'y z'", 0, "x,y z"),
+        ("/usr/bin/printf %s,%s x 'y z'", 0, "x,y z"),
         ("sh -c 'exit 3'", 3, ""),
         ("nosuch-program --flag", 127, "talon-run: 1: eval: nosuch-program: not found"),
     ],
@@ -591,7 +591,7 @@ def test_a_plain_program_is_the_wrappers_child_with_default_signals(
     assert status == Finished(128 + signal.SIGTERM, "cancelled")
 
 
-def test_an_exported_bash_function_keeps_plain_commands_in_a_subshell(
+def test_exported_functions_or_the_wrappers_names_keep_plain_commands_in_a_subshell(
     make_sub: MakeSub,
 ) -> None:
     """Where bash is /bin/sh it imports functions from the environment: one named like the
@@ -600,6 +600,7 @@ def test_an_exported_bash_function_keeps_plain_commands_in_a_subshell(
     for environ, env, plain in [
         (functions, {}, False),
         (dict(os.environ), {"BASH_FUNC_report%%": "() { exit 9; }"}, False),
+        (dict(os.environ), {"_talon_d": "mine"}, False),  # (the wrapper's own names)
         (dict(os.environ), {}, True),
     ]:
         executor = LocalExecutor({}, environ=environ)
@@ -616,6 +617,21 @@ def test_an_exported_bash_function_keeps_plain_commands_in_a_subshell(
             assert isinstance(settle(executor, handle, sub), Finished)
 
 
+@pytest.mark.parametrize("sig", ["USR1", "TERM", "ALRM"])
+def test_a_plain_program_that_signals_its_parent_does_not_lose_the_run(
+    ex: LocalExecutor, make_sub: MakeSub, tmp_path: Path, sig: str
+) -> None:
+    """A plain command's parent is the wrapper: a program that signals its parent must not end
+    the wrapper (the run would be lost, and what it left killed): its own status is recorded."""
+    script = tmp_path / "work" / "signal-parent"
+    script.write_text(f"kill -{sig} $PPID\nsleep 0.2\necho after\nexit 5\n")
+    sub = make_sub("sh ./signal-parent")
+    assert runner.plain_command("sh ./signal-parent")
+    status = settle(ex, ex.submit(sub), sub)
+    assert status == Finished(5), status
+    assert log_of(sub) == "after\n"
+
+
 @pytest.mark.parametrize(
     ("command", "plain"),
     [
@@ -630,6 +646,8 @@ def test_an_exported_bash_function_keeps_plain_commands_in_a_subshell(
         ("cd /tmp", False),
         ("trap '' TERM", False),
         ("read x", False),
+        ("printf -v _talon_r %s elsewhere", False),  # (bash's printf assigns)
+        ("test -v _talon_r", False),  # (and test sees the wrapper's variables)
         ("wait", False),
         ("FOO=1 ./job", False),
         ("./a; ./b", False),

@@ -163,10 +163,7 @@ class LocalExecutor:
         self.kill_grace_s = _seconds(config.get("kill_grace"), DEFAULT_KILL_GRACE_S, "kill_grace")
         # A plain copy: os.environ decodes every entry on each iteration, once per run.
         self._environ = dict(os.environ if environ is None else environ)
-        # Functions bash imports from the environment (when it is /bin/sh): one named like a
-        # plain command's program would run in the wrapper itself, where its `exit` would end
-        # the wrapper before it records the status. Plain commands then keep their subshell.
-        self._functions = any(k.startswith(_BASH_FUNCTION) for k in self._environ)
+        self._not_plain = any(k.startswith(_NOT_PLAIN) for k in self._environ)
         self._proc = proc
         self._boot: str | None = None  # read once; constant while this process lives
         self._timeout_program: str | None = None
@@ -193,7 +190,7 @@ class LocalExecutor:
             pid, start = self._spawn(
                 # The traps first: a run cancelled the moment it is handed over still records
                 # how it ended (see runner.WRAPPER).
-                ["sh", "-c", "trap : HUP INT QUIT TERM; . /dev/fd/3", runner.WRAPPER_NAME],
+                ["sh", "-c", f"trap : {runner.TRAPPED}; . /dev/fd/3", runner.WRAPPER_NAME],
                 {**self._environ, "_TALON_SPARE": mark},
                 [
                     (os.POSIX_SPAWN_DUP2, read, 3),
@@ -270,7 +267,7 @@ class LocalExecutor:
             return _Failed(exc)
 
     def _submit(self, sub: Submission, spawner: Spawner | None) -> PendingSubmit:
-        plain = not self._functions and not any(k.startswith(_BASH_FUNCTION) for k in sub.env)
+        plain = not self._not_plain and not any(k.startswith(_NOT_PLAIN) for k in sub.env)
         argv = _argv(sub.command, inline=sub.timeout_s is None, plain=plain)
         workdir = self._workdir(sub)
         timeout_program = self._timeout() if sub.timeout_s is not None else ""
@@ -611,7 +608,11 @@ class LocalExecutor:
 _OWN_SHELL = re.compile(r"\$\$|\$\{\$\}|PPID")
 
 
-_BASH_FUNCTION = "BASH_FUNC_"
+# Environment names that keep plain commands in their subshell: functions bash imports (where
+# it is /bin/sh, one named like the program would run in the wrapper, and its `exit` end it
+# unrecorded), and the wrapper's own variables (imported from the environment, the wrapper's
+# assignments to them would be exported to the program).
+_NOT_PLAIN = ("BASH_FUNC_", "_talon_")
 
 
 def _argv(

@@ -11,8 +11,10 @@ status file the runs of one Talon process share (see talon.executors.local). Its
 time (as /proc/<pid>/stat gives it) are the run's handle, so nothing but that line is written
 per run.
 
-The wrapper catches HUP, INT, QUIT and TERM with an empty trap: a signal sent to the run's
-process group stops the command but not the wrapper, which then records how the command ended.
+The wrapper catches HUP, INT, QUIT, TERM, USR1, USR2 and ALRM with an empty trap (`TRAPPED`): a
+signal sent to the run's process group stops the command but not the wrapper, which then
+records how the command ended, and neither does a program that signals its parent (the
+wrapper, for a plain command: see `plain_command`).
 (A trap, unlike `trap ''`, is reset to the default in the command, so the command sees the usual
 dispositions.) With a timeout the command runs under coreutils `timeout -k GRACE`, which leads a
 process group of its own, sends SIGTERM at the deadline, SIGKILL after the grace, and exits 124
@@ -57,9 +59,10 @@ INLINE = ""  # as argv[0]: never a program (an empty program is refused before)
 # As a third argument after (INLINE, STRING): the string is plain (`plain_command`) and runs in
 # the wrapper itself, without the subshell's fork (0.1 to 0.2 ms of CPU a run here).
 PLAIN = "plain"
+TRAPPED = "HUP INT QUIT TERM USR1 USR2 ALRM"  # the wrapper's (see WRAPPER)
 WRAPPER = """_talon_r=$1 _talon_n=$2 _talon_d=$3 _talon_x=$4 _talon_t=$5 _talon_k=$6
 shift 6
-trap : HUP INT QUIT TERM
+trap : HUP INT QUIT TERM USR1 USR2 ALRM
 cd -- "$_talon_d" && if [ -n "$_talon_x" ]; then "$_talon_x" -k "$_talon_k" "$_talon_t" "$@"
 elif [ -n "$1" ]; then "$@"
 elif [ $# = 3 ]; then eval "$2"
@@ -78,8 +81,9 @@ else echo $_talon_s >"$_talon_r"; fi
 _PLAIN_WORD = r"(?:[A-Za-z0-9_./:,=+%@-]|'[^']*')+"
 _PLAIN = re.compile(rf"[ \t]*([A-Za-z0-9_./+-]+)(?:[ \t]+{_PLAIN_WORD})*[ \t]*")
 # Names that are shell builtins or reserved words in dash or bash (either may be /bin/sh), but
-# for the few that only print or test: run in the wrapper, the others could change it (exit,
-# exec, set, trap, cd, read, wait, ...) where `sh -c` would have run them in a shell of their own.
+# for echo, pwd, true and false: run in the wrapper, the others could change it (exit, exec,
+# set, trap, cd, read, wait, bash's `printf -v`, ...) or see its variables (`test -v`), where
+# `sh -c` would have run them in a shell of their own.
 _SHELL_WORDS = frozenset(
     re.findall(
         r"\S+",
@@ -88,7 +92,7 @@ _SHELL_WORDS = frozenset(
         exec exit export fc fg fi for function getopts hash help history if in jobs kill let
         local logout mapfile popd pushd read readarray readonly return select set shift shopt
         source suspend then time times trap type typeset ulimit umask unalias unset until wait
-        while""",
+        while printf test""",
     )
 )
 
@@ -96,13 +100,17 @@ _SHELL_WORDS = frozenset(
 def plain_command(command: str) -> bool:
     """Whether the wrapper may run the shell string `command` with a plain `eval` instead of in
     a subshell: one simple command of plain words, its first a program name or path that is not
-    a shell builtin or reserved word (echo, printf, test, true, false and pwd are allowed).
+    a shell builtin or reserved word (echo, pwd, true and false are allowed).
 
-    Such a command runs exactly as under `sh -c`: a program is forked and executed with the
-    signals at their defaults (the wrapper's traps are reset by the exec), and a builtin of those
-    allowed cannot loop, exit or change the wrapper. There is nothing to expand, so neither the
-    wrapper's variables nor its positional parameters can show. Anything else (a `$`, a pipe,
-    `;`, `&&`, a redirection, a glob, a newline, double quotes) keeps the subshell."""
+    Such a command runs as under `sh -c`: a program is forked and executed with the signals at
+    their defaults (the wrapper's traps are reset by the exec), and a builtin of those allowed
+    cannot loop, exit, change the wrapper or read its variables. There is nothing to expand, so
+    neither the wrapper's variables nor its positional parameters can show (the caller keeps
+    the subshell when the environment holds names of the wrapper's, `_talon_*`). One thing
+    differs: the program's parent is the wrapper, which ignores the signals in `TRAPPED`, where
+    it was a subshell that died of them (and under cron's `sh -c prog`, cron itself). Anything
+    else (a `$`, a pipe, `;`, `&&`, a redirection, a glob, a newline, double quotes) keeps the
+    subshell."""
     match = _PLAIN.fullmatch(command)
     return match is not None and match.group(1) not in _SHELL_WORDS
 
