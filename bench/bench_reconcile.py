@@ -147,10 +147,8 @@ def bench_noop(args: argparse.Namespace, base_ms: float) -> None:
     print(f"  {'python -c pass (baseline)':<54} {base_ms:8.1f} ms")
     today = date.fromisoformat(DAY)
     shm = Path(args.shm) if args.shm else None
-    with (
-        tempfile.TemporaryDirectory(prefix="talon-bench-", dir=shm) as fast,
-        tempfile.TemporaryDirectory(prefix="talon-bench-") as slow,
-    ):
+    with tempfile.TemporaryDirectory(prefix="talon-bench-", dir=shm) as fast:  # (tmpfs)
+        slow = scratch("talon-bench-")
         # Control: no history, on disk and in the bench directory (tmpfs).
         disk = Path(slow) / "repo"
         write_repo(disk, jobs=small, files=10)
