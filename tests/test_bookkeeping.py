@@ -344,6 +344,36 @@ def test_a_checkpoint_keeps_the_lines_no_pass_has_acted_on(tmp_path: Path) -> No
     assert (st.book / INDEX_LOG).stat().st_size == 0
 
 
+def test_lines_a_checkpoint_carried_over_do_not_count_towards_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `--wait` holding back many runs' files carries their lines over each checkpoint: the
+    next one is due when the log has grown CHECKPOINT_BYTES past them, not at once."""
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    save(st, fresh_load(st.root))
+    for i in range(10):  # ~600 bytes of lines no pass has acted on: carried over
+        bookkeeping.journal_fired(
+            st, f"2026-11-27/a/a@{i}.json", json.dumps({"id": f"a@{i}", "x": "y" * 20})
+        )
+    save(st, load(st), checkpoint=True)
+    kept = (st.book / INDEX_LOG).stat().st_size
+    assert kept > 400
+    monkeypatch.setattr(bookkeeping, "CHECKPOINT_BYTES", 300)
+    index = (st.book / INDEX).stat()
+    book = load(st)
+    book.add_duration("b", 1.0)
+    save(st, book)  # grown by far less than 300 bytes past what was carried over
+    assert (st.book / INDEX).stat().st_mtime_ns == index.st_mtime_ns, "no checkpoint"
+    assert (st.book / INDEX_LOG).stat().st_size > kept, "appended"
+    for i in range(10):
+        book = load(st)
+        book.add_duration(f"c{i}", float(i))
+        save(st, book)
+    assert (st.book / INDEX_LOG).stat().st_size <= kept + 300, "checkpointed once it had grown"
+    same(fresh_load(st.root), book)
+
+
 def test_a_torn_line_spoils_only_itself(tmp_path: Path) -> None:
     st = FileStore(tmp_path / "state")
     st.ensure()
