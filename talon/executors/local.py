@@ -264,7 +264,7 @@ class LocalExecutor:
             spawner = Spawner.available() if self._proc == runner.PROC else None
             return self._submit(sub, spawner)
         except Exception as exc:  # (SubmitRefused included) raised by result(), as by submit
-            return _Failed(exc)
+            return _Over(error=exc)
 
     def _submit(self, sub: Submission, spawner: Spawner | None) -> PendingSubmit:
         plain = not self._not_plain and not any(k.startswith(_NOT_PLAIN) for k in sub.env)
@@ -282,7 +282,7 @@ class LocalExecutor:
         if self._spare is not None and key is not None and argv[0] == runner.INLINE:
             handed = self._hand_over(sub, argv, workdir, rc_file, key, submitted)
             if handed is not None:
-                return _Done(handed)
+                return _Over(handed)
         wrapper = [
             "sh",
             "-c",
@@ -322,7 +322,7 @@ class LocalExecutor:
                 raise _refused(exc.errno, exc.strerror) from exc
         finally:
             os.close(log_fd)
-        return _Done(replace(handle, pid=pid, start=start).as_json())
+        return _Over(replace(handle, pid=pid, start=start).as_json())
 
     def _hand_over(
         self,
@@ -634,30 +634,21 @@ def _argv(
     return tuple(command)
 
 
-class _Done:
-    """A start that is over: its handle, at once."""
+class _Over:
+    """A start that is over: its handle at once, or why it failed before its spawn."""
 
-    def __init__(self, handle: Handle) -> None:
+    def __init__(self, handle: Handle | None = None, error: Exception | None = None) -> None:
         self._handle = handle
-
-    def ready(self) -> bool:
-        return True
-
-    def result(self) -> Handle:
-        return self._handle
-
-
-class _Failed:
-    """A start that failed before its spawn: `result` raises why."""
-
-    def __init__(self, error: Exception) -> None:
         self._error = error
 
     def ready(self) -> bool:
         return True
 
     def result(self) -> Handle:
-        raise self._error
+        if self._error is not None:
+            raise self._error
+        assert self._handle is not None
+        return self._handle
 
 
 class _Spawning:
