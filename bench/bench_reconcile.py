@@ -11,14 +11,15 @@
 3. A chain of 200 jobs (`trigger: {after: previous}`, and again with `constraints: {after}`)
    inside one `talon reconcile --wait`, against the same loop run sequentially. Target 1.5x.
 
-Every figure is the wall time of a subprocess (median of --repeat), its peak RSS from
-`os.wait4`, each started after a sync, and the directories on disk are deleted only at the end
-(see `run`). Bench 1 keeps its repository in tmpfs (`--shm`, default /dev/shm when it
-exists): a year of history is hundreds of thousands of files, and on this machine's disk
-creating and deleting them takes minutes (deleting 300k files took 2.5 min). The pass never
-reads that history, so where it lies should not matter; the "control" rows (no history, disk
-against tmpfs) check that. Benches 2 and 3 run on disk (the system temp directory), where
-fsync costs what it costs.
+Every figure is the wall time of a subprocess (median of --repeat) and its peak RSS from
+`os.wait4`, measured by a small process that starts it (a child's peak starts at its parent's
+size), each after a sync; the directories on disk are deleted only at the end (see `run`).
+
+Bench 1 keeps its repository in tmpfs (`--shm`, default /dev/shm when it exists): a year of
+history is hundreds of thousands of files, and on this machine's disk creating and deleting
+them takes minutes (deleting 300k files took 2.5 min). The pass never reads that history, so
+where it lies should not matter; the "control" rows (no history, disk against tmpfs) check
+that. Benches 2 and 3 run on disk (the system temp directory), where fsync costs what it costs.
 
 Commands run with a bytecode cache (in a private PYTHONPYCACHEPREFIX, warmed up first), as an
 installed `talon` has, even when the caller sets PYTHONDONTWRITEBYTECODE; one row shows the
@@ -65,28 +66,52 @@ class CommandFailed(Exception):
 def run(
     argv: Sequence[str], *, check_quiet: bool = False, env: dict[str, str] | None = None
 ) -> Measure:
-    """Wall time and peak RSS of one command (its own rusage from wait4, not the sum), started
-    after a sync. ext4 without a journal (as on the development machine) does not reuse an
-    inode freed in the last minute, or the last five while its inode table block is not
-    written back: every file creation skips those one by one (`recently_deleted`). The harness
-    keeps its files until the end (`scratch`) so that no command pays for the harness's own
-    deletions; the sync shortens the window left by whatever ran before (the test suite).
-    Floors and Talon alike."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Wall time and peak RSS of one command (its own rusage from wait4, not the sum; started
+    from a small process, `_TIMED`), after a sync. ext4 without a journal (as on the
+    development machine) does not reuse an inode freed in the last minute, or the last five
+    while its inode table block is not written back: every file creation skips those one by
+    one (`recently_deleted`). The harness keeps its files until the end (`scratch`) so that no
+    command pays for the harness's own deletions; the sync shortens the window left by
+    whatever ran before (the test suite). Floors and Talon alike."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r") as report,
+    ):
         os.sync()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = (time.perf_counter() - t0) * 1000
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        subprocess.run(
+            [sys.executable, "-c", _TIMED, report.name, *argv],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            check=True,
+        )
+        wall_ns, maxrss_kb, code = (int(x) for x in report.read().split())
         out.seek(0)
         err.seek(0)
         text, errors = out.read().decode(), err.read().decode()
-    if proc.returncode != 0:
-        raise CommandFailed(f"{' '.join(argv)} exited {proc.returncode}:\n{errors}{text}")
+    if code != 0:
+        raise CommandFailed(f"{' '.join(argv)} exited {code}:\n{errors}{text}")
     if check_quiet and text.strip():
         raise CommandFailed(f"{' '.join(argv)}: expected a no-op pass, got:\n{text[:2000]}")
-    return Measure(wall, usage.ru_maxrss / 1024, text)
+    return Measure(wall_ns / 1e6, maxrss_kb / 1024, text)
+
+
+# Runs one command and writes its wall time, peak RSS and exit status to a file. A child's peak
+# RSS starts at its parent's size (the kernel records the old memory's high-water mark at
+# exec), so the command is started from this small process, not from the bench's, which grows
+# to ~28 MB in bench 1 and made every later floor read 27.5 MB.
+_TIMED = """
+import os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter_ns()
+pid = os.posix_spawnp(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter_ns() - t0
+with open(report, "w") as f:
+    f.write(f"{wall} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
 
 
 _SCRATCH: list[str] = []
