@@ -85,7 +85,12 @@ class Dispatching(Checking, Collecting):
                 for grant in grants:
                     in_use[grant.path] = in_use.get(grant.path, 0) + grant.slots
                 soon = self._submit_soon(job) if early is not None else None
-                if early is not None and soon is not None and not self._outlives_a_crash_here(job):
+                if (
+                    early is not None
+                    and soon is not None
+                    and not self._outlives_a_crash_here(job)
+                    and not _one_at_a_time(job)
+                ):
                     crash_point("dispatch.after_intent")
                     self._start_soon(start, soon, early, failed)
                 elif self.dry_run or cfg.type in ADOPT_RELIABLE:
@@ -375,6 +380,13 @@ class Dispatching(Checking, Collecting):
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+def _one_at_a_time(job: Job) -> bool:
+    """Whether a run of `job` holds the younger ones back (max_running, once_per_period): they
+    are started after the whole batch is marked, so that an older run whose start is refused
+    (and goes back to ready) is not overtaken by a younger one checked after it."""
+    return job.constraints.max_running is not None or job.constraints.once_per_period
 
 
 # Rounds of dispatch in one pass after runs failed to start (each can free others).
