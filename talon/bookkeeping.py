@@ -57,7 +57,7 @@ CHECKPOINT_BYTES = 256 * 1024  # a checkpoint costs a sync and a durable index w
 # directory: the next checkpoint comes when the log has grown CHECKPOINT_BYTES past that. A
 # `--wait` holding back the files of 200 blocked runs carries ~240 KB over; measured from
 # zero, every few passes checkpointed again and rewrote all of it.
-_KEPT: dict[str, int] = {}
+_KEPT: dict[str, tuple[int, int, int]] = {}  # book directory: the log's (dev, inode, size)
 
 
 _GENERATION = itertools.count(1)
@@ -530,7 +530,7 @@ def save(store: FileStore, book: Book, *, checkpoint: bool = False) -> None:
     text = "".join(lines) if lines is not None else ""
     if checkpoint and lines == [] and size == 0 and not book.journal_lines:
         pass  # nothing changed since the last checkpoint
-    elif lines is None or checkpoint or _grown(book_dir, size) + len(text) > CHECKPOINT_BYTES:
+    elif lines is None or checkpoint or _grown(book_dir, log) + len(text) > CHECKPOINT_BYTES:
         _checkpoint(store, book)
     else:
         log = _append(store, INDEX_LOG, text) if text else _stat(log_path)
@@ -579,14 +579,20 @@ def _checkpoint(store: FileStore, book: Book) -> None:
         os.close(fd)
     # Remembered as empty: kept lines are replayed by this process's next load too.
     _remember(store, book, (st.st_dev, st.st_ino), 0)
-    _KEPT[book_dir] = st.st_size
+    _KEPT[book_dir] = (st.st_dev, st.st_ino, st.st_size)
 
 
-def _grown(book_dir: str, size: int) -> int:
-    """How much the log has grown since this process's last checkpoint left it (all of it
-    when another process has checkpointed since, leaving it shorter)."""
-    kept = _KEPT.get(book_dir, 0)
-    return size - kept if size >= kept else size
+def _grown(book_dir: str, log: os.stat_result | None) -> int:
+    """How much the log has grown since this process's last checkpoint left it: all of it when
+    it is another file since (another process's checkpoint carried lines over) or shorter
+    (truncated). Another process's checkpoint that truncates it and lets it grow past the
+    size this process left goes unseen: the log then waits for at most that much more."""
+    if log is None:
+        return 0
+    dev, ino, kept = _KEPT.get(book_dir, (0, 0, 0))
+    if (log.st_dev, log.st_ino) != (dev, ino) or log.st_size < kept:
+        return log.st_size
+    return log.st_size - kept
 
 
 def _needs_restore(store: FileStore, rel: str, fresh: bool) -> bool:

@@ -374,6 +374,28 @@ def test_lines_a_checkpoint_carried_over_do_not_count_towards_the_next(
     same(fresh_load(st.root), book)
 
 
+def test_a_log_another_checkpoint_replaced_counts_whole(tmp_path: Path) -> None:
+    """What this process's checkpoint carried over is not subtracted from another file: a log
+    another process's checkpoint rewrote (carrying its own lines over) counts from zero."""
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    save(st, fresh_load(st.root))
+    bookkeeping.journal_fired(
+        st, "2026-11-27/a/a@1.json", json.dumps({"id": "a@1", "x": "y" * 400})
+    )
+    save(st, load(st), checkpoint=True)
+    log = st.book / INDEX_LOG
+    kept = log.stat().st_size
+    assert bookkeeping._grown(str(st.book), log.stat()) == 0
+    with log.open("a") as fh:
+        fh.write("\nk x\t1\n")
+    assert bookkeeping._grown(str(st.book), log.stat()) == log.stat().st_size - kept
+    store.write_atomic(log, log.read_text())  # another process's checkpoint: a new file
+    assert bookkeeping._grown(str(st.book), log.stat()) == log.stat().st_size
+    log.write_text("")  # truncated in place, then shorter than what was kept
+    assert bookkeeping._grown(str(st.book), log.stat()) == 0
+
+
 def test_a_torn_line_spoils_only_itself(tmp_path: Path) -> None:
     st = FileStore(tmp_path / "state")
     st.ensure()
