@@ -79,18 +79,21 @@ def run(
         tempfile.NamedTemporaryFile("r") as report,
     ):
         os.sync()
-        subprocess.run(
+        timed = subprocess.run(
             [sys.executable, "-c", _TIMED, report.name, *argv],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
             env=env,
-            check=True,
+            check=False,
         )
-        wall_ns, maxrss_kb, code = (int(x) for x in report.read().split())
         out.seek(0)
         err.seek(0)
         text, errors = out.read().decode(), err.read().decode()
+        measured = report.read().split()
+    if timed.returncode != 0 or len(measured) != 3:
+        raise CommandFailed(f"{' '.join(argv)}: could not be started:\n{errors}")
+    wall_ns, maxrss_kb, code = (int(x) for x in measured)
     if code != 0:
         raise CommandFailed(f"{' '.join(argv)} exited {code}:\n{errors}{text}")
     if check_quiet and text.strip():
@@ -101,7 +104,8 @@ def run(
 # Runs one command and writes its wall time, peak RSS and exit status to a file. A child's peak
 # RSS starts at its parent's size (the kernel records the old memory's high-water mark at
 # exec), so the command is started from this small process, not from the bench's, which grows
-# to ~28 MB in bench 1 and made every later floor read 27.5 MB.
+# to ~28 MB in bench 1 and made every later floor read 27.5 MB. This one's own ~10.6 MB stays:
+# no figure reads less (main prints it, as what `true` reads).
 _TIMED = """
 import os, sys, time
 report, argv = sys.argv[1], sys.argv[2:]
@@ -480,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warm in ([sys.executable, "-c", "pass"], [TALON, "--help"]):
             run(warm)
         base_ms, _ = repeat([sys.executable, "-c", "pass"], 15)
+        print(
+            f"(peak RSS figures read at least {run(['true']).rss_mb:.1f} MB, what `true` reads: "
+            "the size of the small process that measures them)"
+        )
         try:
             code = run_benches(args, which, base_ms)
         finally:
