@@ -9,6 +9,8 @@ prefix followed by one JSON object, so values with spaces or quotes survive unch
 from __future__ import annotations
 
 import json
+import mmap
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -33,3 +35,35 @@ def parse_markers(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
             ((kind, payload),) = obj.items()
             if kind in ("progress", "artifact") and isinstance(payload, dict):
                 yield kind, payload
+
+
+_PREFIX_BYTES = PREFIX.encode()
+
+
+def markers_in_file(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`parse_markers` over a file read as text (UTF-8, errors replaced, universal newlines),
+    without reading it line by line in Python: a job's log can be gigabytes, and the pass that
+    collects its end reads it. Only the lines that start with the prefix are decoded: found by
+    a byte search, at the start of the file or after a newline or carriage return, up to the
+    next of either."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        lines = []
+        at = data.find(_PREFIX_BYTES)
+        while at != -1:
+            if at == 0 or data[at - 1] in b"\r\n":
+                end = data.find(b"\n", at)
+                end = len(data) if end == -1 else end
+                cr = data.find(b"\r", at, end)  # (bounded: a log without \r is not rescanned)
+                end = end if cr == -1 else cr
+                lines.append(data[at:end].decode("utf-8", errors="replace"))
+                at = data.find(_PREFIX_BYTES, end)
+            else:
+                at = data.find(_PREFIX_BYTES, at + 1)
+        yield from parse_markers(lines)
+    finally:
+        data.close()

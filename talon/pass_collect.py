@@ -18,7 +18,7 @@ from talon.executors.base import (
 )
 from talon.faults import crash_point
 from talon.jobindex import after_index
-from talon.markers import parse_markers
+from talon.markers import markers_in_file
 from talon.model import Job
 from talon.pass_submitting import ADOPT_RELIABLE, SUBMISSIONS, Submitting
 from talon.plan import (
@@ -236,20 +236,14 @@ class Collecting(Submitting):
         progress: dict[str, Any] | None = None
         artifacts: list[Mapping[str, Any]] = []
         try:
-            with open(sub.log_path, encoding="utf-8", errors="replace") as fh:
-                for kind, payload in parse_markers(fh):
-                    if kind == "progress":
-                        from talon.report import merge_progress
+            for kind, payload in markers_in_file(sub.log_path):
+                if kind == "progress":
+                    from talon.report import merge_progress
 
-                        progress = merge_progress(progress, payload)
-                    elif valid_url(str(payload.get("url", ""))):  # (as `artifact add` asks)
-                        artifacts.append(
-                            {
-                                "url": payload.get("url"),
-                                "name": payload.get("name"),
-                                "at": iso(self.now),
-                            }
-                        )
+                    progress = merge_progress(progress, payload)
+                elif valid_url(str(payload.get("url", ""))):  # (as `artifact add` asks)
+                    url, name = payload.get("url"), payload.get("name")
+                    artifacts.append({"url": url, "name": name, "at": iso(self.now)})
         except OSError:
             pass
         return progress, artifacts
