@@ -714,8 +714,7 @@ def _spare_script(
         f"exec >>{quote(str(sub.log_path))} 2>&1\n"
         f"cd -- {quote(str(workdir))} && {run}\n"
         "_talon_s=$?\n"
-        "read -r _talon_e _talon_f </proc/uptime || _talon_e=\n"
-        'echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"\n'
+        f"{runner.RECORD_SHARED}\n"
         "}\n"
     )
 

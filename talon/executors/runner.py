@@ -60,17 +60,22 @@ INLINE = ""  # as argv[0]: never a program (an empty program is refused before)
 # the wrapper itself, without the subshell's fork (0.1 to 0.2 ms of CPU a run here).
 PLAIN = "plain"
 TRAPPED = "HUP INT QUIT TERM USR1 USR2 ALRM"  # the wrapper's (see WRAPPER)
-WRAPPER = """_talon_r=$1 _talon_n=$2 _talon_d=$3 _talon_x=$4 _talon_t=$5 _talon_k=$6
+# The line a run appends to a shared status file, `KEY STATUS UPTIME` (talon.executors.
+# status_files reads it), from $_talon_n, $_talon_s and $_talon_r; the spare script's too.
+RECORD_SHARED = (
+    "read -r _talon_e _talon_f </proc/uptime || _talon_e=\n"
+    'echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"'
+)
+WRAPPER = f"""_talon_r=$1 _talon_n=$2 _talon_d=$3 _talon_x=$4 _talon_t=$5 _talon_k=$6
 shift 6
-trap : HUP INT QUIT TERM USR1 USR2 ALRM
+trap : {TRAPPED}
 cd -- "$_talon_d" && if [ -n "$_talon_x" ]; then "$_talon_x" -k "$_talon_k" "$_talon_t" "$@"
 elif [ -n "$1" ]; then "$@"
 elif [ $# = 3 ]; then eval "$2"
 else (_talon_c=$2; unset _talon_r _talon_n _talon_d _talon_x _talon_t _talon_k
 set --; eval "unset _talon_c; $_talon_c"); fi
 _talon_s=$?
-if [ -n "$_talon_n" ]; then read -r _talon_e _talon_f </proc/uptime || _talon_e=
-echo "$_talon_n $_talon_s $_talon_e" >>"$_talon_r"
+if [ -n "$_talon_n" ]; then {RECORD_SHARED}
 else echo $_talon_s >"$_talon_r"; fi
 """
 # (Prefixed names: a job's environment may well hold `r` or `c`, which plain names would

@@ -148,6 +148,7 @@ class Spawner:
         string would silently cut short, and an environment name that is empty or holds `=`."""
         try:
             encode = os.fsencode
+            raw_path = encode(path)
             raw_args = [encode(a) for a in argv]
             raw_env = []
             for k, v in env.items():
@@ -155,7 +156,7 @@ class Spawner:
                 if not name or b"=" in name:
                     raise ValueError(f"illegal environment variable name: {k!r}")
                 raw_env.append(name + b"=" + encode(v))
-            if any(b"\0" in a for a in (encode(path), *raw_args, *raw_env)):
+            if any(b"\0" in a for a in (raw_path, *raw_args, *raw_env)):
                 raise ValueError("embedded null byte")
         except BaseException:
             os.close(close)
@@ -163,7 +164,7 @@ class Spawner:
         args = (ctypes.c_char_p * (len(raw_args) + 1))(*raw_args, None)
         envp = (ctypes.c_char_p * (len(raw_env) + 1))(*raw_env, None)
         item = Spawned()
-        self._todo.put((item, _Order(encode(path), args, envp, tuple(dup2), close)))
+        self._todo.put((item, _Order(raw_path, args, envp, tuple(dup2), close)))
         return item
 
     def wait(self, item: Spawned) -> Spawned:
