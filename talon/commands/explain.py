@@ -70,14 +70,10 @@ def explain_job(repo: Repo, name: str, now: datetime) -> dict[str, Any]:
         if r.id not in known
     ]
     runs.sort(key=lambda r: (r.created, r.attempt, r.id))
-    fire = (
-        next_fire(job.triggers, fires_from(job, now), ZoneInfo(job.timezone), job.dst)
-        if is_timed(job.triggers)
-        else None
-    )
-    due = _due(repo, job, now)
-    if due is not None:
-        fire = due
+    # A trigger due and not fired yet comes next; else the first after now.
+    fire = due = _due(repo, job, now)
+    if fire is None and is_timed(job.triggers):
+        fire = next_fire(job.triggers, fires_from(job, now), ZoneInfo(job.timezone), job.dst)
     return {
         "job": name,
         "defined_at": str(job.source),
