@@ -284,13 +284,15 @@ def _fires(
     timed = [t for t in triggers if is_timed([t])]
     if not timed:
         return
-    streams = [_candidates(t, after, tz, dst) for t in timed]
     sources = ["cron" if isinstance(t, CronTrigger) else "window" for t in timed]
+    tagged = [
+        zip(_candidates(t, after, tz, dst), itertools.repeat(source))
+        for t, source in zip(timed, sources, strict=True)
+    ]
     # Within one trigger only wall times moved out of a gap can share an instant, and they
     # come before the rest of their group: any other candidate closes its group at once,
     # without waiting for (and computing) the next one.
-    single = len(streams) == 1
-    tagged = [_tagged(stream, source) for stream, source in zip(streams, sources, strict=True)]
+    single = len(tagged) == 1
     merged = tagged[0] if single else heapq.merge(*tagged, key=lambda p: p[0].utc)
     group: list[_Candidate] = []
     source = sources[0]  # of the group's first candidate: where two triggers meet, the first
@@ -306,11 +308,6 @@ def _fires(
             group = []
     if group:
         yield _fire(group, tz, source)
-
-
-def _tagged(stream: Iterator[_Candidate], source: str) -> Iterator[tuple[_Candidate, str]]:
-    for candidate in stream:
-        yield candidate, source
 
 
 def _fire(group: list[_Candidate], tz: tzinfo, source: str) -> Fire:
