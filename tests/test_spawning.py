@@ -139,6 +139,40 @@ def test_a_start_refuses_what_os_posix_spawn_refuses(
     assert closed.value.errno == errno.EBADF
 
 
+def test_each_child_gets_its_own_environment_and_a_bad_entry_is_refused_every_time(
+    spawner: Spawner, tmp_path: Path
+) -> None:
+    """Encoded entries are remembered between starts: the values each child gets are still
+    its own, and an entry refused once is refused again (it was never remembered)."""
+    started = []
+    for i in range(5):
+        log = tmp_path / f"{i}.log"
+        fd = _log(log)
+        env = {"SHARED": "same for all", "OWN": f"run {i}"}
+        started.append(
+            (
+                spawner.start("/bin/sh", ["sh", "-c", "echo $SHARED/$OWN"], env, [(fd, 1)], fd),
+                log,
+                i,
+            )
+        )
+    for item, log, i in started:
+        spawner.wait(item)
+        assert item.error == 0
+        os.waitpid(item.pid, 0)
+        assert log.read_text() == f"same for all/run {i}\n"
+    for _ in range(2):
+        fd = _log(tmp_path / "bad.log")
+        with pytest.raises(ValueError, match="embedded null byte"):
+            spawner.start(
+                "/bin/sh",
+                ["sh", "-c", "true"],
+                {"SHARED": "same for all", "B": "\0"},
+                [(fd, 1)],
+                fd,
+            )
+
+
 def test_a_pass_starting_many_runs_records_each_runs_own_wrapper(tmp_path: Path) -> None:
     """Starts overlap in the spawner thread: each run file must get the handle of the
     process that ran that run. Each job writes its wrapper's pid (`$PPID` of its `sh -c`)."""
