@@ -42,11 +42,19 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from talon.plan import Cursor
 from talon.runs import OPEN_STATES, Run
-from talon.store import CorruptRun, FileStore, Identity, StoreError, identity, write_atomic
+from talon.store import (
+    BOOK_DIR,
+    CorruptRun,
+    FileStore,
+    Identity,
+    StoreError,
+    identity,
+    write_atomic,
+)
 
 INDEX = "index.json"
 INDEX_LOG = "index.log"
@@ -475,7 +483,7 @@ def forget_written(store: FileStore, relpath: str) -> None:
 def mark_synced(store: FileStore) -> None:
     """Note in the log that everything before this line is durable (`FileStore.on_synced`).
     Not itself waited for: a mark lost to a power cut only makes replay more careful."""
-    size = _append(store, INDEX_LOG, "#\n", defer=False).st_size
+    size = _append(store, INDEX_LOG, "#\n", defer=False, stat=True).st_size
     book_dir = str(store.book)
     saved = _SAVED.get(book_dir)
     if saved is not None and saved.log_size == size - len("\n#\n"):
@@ -484,21 +492,35 @@ def mark_synced(store: FileStore) -> None:
         _SAVED[book_dir] = replace(saved, log_size=size)
 
 
-def _append(store: FileStore, name: str, text: str, *, defer: bool = True) -> os.stat_result:
-    """Append whole lines in one write; returns the file's stat after it. The write starts
+@overload
+def _append(
+    store: FileStore, name: str, text: str, *, defer: bool = ..., stat: Literal[True]
+) -> os.stat_result: ...
+
+
+@overload
+def _append(store: FileStore, name: str, text: str, *, defer: bool = ...) -> None: ...
+
+
+def _append(
+    store: FileStore, name: str, text: str, *, defer: bool = True, stat: bool = False
+) -> os.stat_result | None:
+    """Append whole lines in one write; the file's stat after it, if asked. The write starts
     with a newline of its own: a line torn by a power cut then spoils only itself, never the
     line appended after it (replay skips empty lines)."""
     store.makedirs(store.book)
-    path = store.book / name
+    path = store.path_at(f"{BOOK_DIR}/{name}")  # (cached: a Path is slow to make)
     if defer:
         store.deferred(path)  # a pass's lines are durable with its next sync
     data = ("\n" + text).encode()
+    if name == INDEX_LOG:  # (written under the pass lock only: kept open while it is held)
+        return store.append(str(path), data, stat=stat)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         written = os.write(fd, data)
         if written != len(data):
             raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
-        return os.fstat(fd)
+        return os.fstat(fd) if stat else None
     finally:
         os.close(fd)
 
@@ -533,7 +555,7 @@ def save(store: FileStore, book: Book, *, checkpoint: bool = False) -> None:
     elif lines is None or checkpoint or _grown(book_dir, log) + len(text) > CHECKPOINT_BYTES:
         _checkpoint(store, book)
     else:
-        log = _append(store, INDEX_LOG, text) if text else _stat(log_path)
+        log = _append(store, INDEX_LOG, text, stat=True) if text else _stat(log_path)
         if book.journal_lines:
             # The creators' lines are in the log now; durable before they leave the journal.
             store.sync()
@@ -567,6 +589,7 @@ def _checkpoint(store: FileStore, book: Book) -> None:
         for rel, text in sorted(lines.items())
         if _needs_restore(store, rel, rel in book.fresh)
     )
+    store.close_appends()  # (the log is replaced, or emptied)
     if keep:
         write_atomic(Path(log), keep, durable=True)
     else:

@@ -33,7 +33,7 @@ from talon.pass_submitting import STATUS_FILE_NAMES, close_spares
 from talon.passview import PassView
 from talon.plan import Decision
 from talon.runs import OPEN_STATES, Run, State
-from talon.store import CorruptRun
+from talon.store import PASS_LOCK, CorruptRun
 
 __all__ = [
     "DEFER_S",
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 
-PASS_LOCK = "@pass"
 GROUP_COMMIT_S = 0.1  # the longest a pass's records wait for a sync inside a longer batch
 # `reconcile --wait`: how long a pass may go on from the last one's view of the open runs
 # before it reads them again (see load): what goes unseen meanwhile is a cancel or a progress

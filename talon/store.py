@@ -50,6 +50,7 @@ BOOK_DIR = ".talon"
 RUN_SUFFIX = ".json"
 FILE_MODE = 0o644  # readable by the team, never world-writable
 DIR_MODE = 0o755
+PASS_LOCK = "@pass"  # the lock a pass holds throughout (talon.passes)
 
 
 class StoreError(Exception):
@@ -315,6 +316,9 @@ class FileStore:
     # it in the index log), and one-shot actions waiting for the next sync.
     on_synced: Callable[[], None] | None = field(default=None, repr=False)
     _after_sync: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # While this process holds the pass lock: the files `append` writes to, kept open (see there).
+    _passes: int = field(default=0, repr=False)
+    _appending: dict[str, int] = field(default_factory=dict, repr=False)
 
     # --- group commit --------------------------------------------------------------------------
 
@@ -436,10 +440,49 @@ class FileStore:
         except FileNotFoundError:
             self.ensure()
             lock.acquire(timeout=timeout)
+        passes = name == PASS_LOCK
+        self._passes += passes
         try:
             yield
         finally:
-            lock.release()
+            self._passes -= passes
+            try:
+                if not self._passes:
+                    self.close_appends()
+            finally:
+                lock.release()
+
+    # --- appending ---------------------------------------------------------------------------
+
+    def append(self, path: str, data: bytes, *, stat: bool = False) -> os.stat_result | None:
+        """Append `data` in one write (the file made if missing); its stat after, if asked.
+
+        While this process holds the pass lock the file stays open between appends: the index
+        log gets a line or two per run a pass fires, starts and ends, and opening and closing
+        it each time cost more than the write. Only pass lock holders replace or truncate the
+        files appended to this way (the index log), and `close_appends` is called when one
+        does, so the open file is always the one at `path`."""
+        fd = self._appending.get(path)
+        if fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            if self._passes:
+                self._appending[path] = fd
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
+            return os.fstat(fd) if stat else None
+        finally:
+            if path not in self._appending:
+                os.close(fd)
+
+    def close_appends(self) -> None:
+        """Close what `append` keeps open (the file at its path is replaced, or the pass lock
+        goes)."""
+        kept, self._appending = self._appending, {}
+        for fd in kept.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -529,3 +529,30 @@ def test_a_keeper_that_proc_will_not_show_counts_as_gone(monkeypatch: pytest.Mon
     assert bookkeeping.held_by_the_living(other) is False
     assert bookkeeping.held_by_the_living(me) is False  # (its own lines: never "another")
     assert bookkeeping.held_by_the_living(f"elsewhere:{me.split(':', 1)[1]}") is False
+
+
+def test_the_log_stays_open_only_while_the_pass_lock_is_held_and_follows_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends under the pass lock reuse one open file; a checkpoint that replaces the log
+    (lines carried over) makes the next append go to the new file, not the replaced one."""
+    st = FileStore(tmp_path / "state")
+    st.ensure()
+    log = st.book / INDEX_LOG
+    with st.locked(store.PASS_LOCK):
+        bookkeeping.journal_fired(st, "p/a/a@1.json", '{"id": "a@1"}', held=True)
+        bookkeeping.journal_fired(st, "p/b/b@1.json", '{"id": "b@1"}')
+        kept = dict(st._appending)
+        assert list(kept) == [str(log)]
+        assert os.fstat(kept[str(log)]).st_ino == log.stat().st_ino
+        book = fresh_load(st.root)
+        book.held_back = lambda: {"p/a/a@1.json": '{"id": "a@1"}'}
+        before = log.stat().st_ino
+        save(st, book, checkpoint=True)  # carries a@1's line over: a new file
+        assert log.stat().st_ino != before and not st._appending
+        bookkeeping.journal_fired(st, "p/c/c@1.json", '{"id": "c@1"}')
+        assert "p/c/c@1.json" in log.read_text() and "p/a/a@1.json" in log.read_text()
+        assert st._appending
+    assert not st._appending  # the lock went: nothing kept open
+    bookkeeping.journal_fired(st, "p/d/d@1.json", '{"id": "d@1"}')
+    assert not st._appending and "p/d/d@1.json" in log.read_text()
