@@ -385,6 +385,10 @@ class FileStore:
             self._dirs.add(directory)
 
     @functools.cached_property
+    def _range_lock_file(self) -> Path:
+        return self.book / "locks" / "runs.lock"
+
+    @functools.cached_property
     def book(self) -> Path:
         return self.root / BOOK_DIR
 
@@ -421,13 +425,13 @@ class FileStore:
     def _lock(self, name: str) -> Any:
         lock = self._locks.get(name)
         if lock is None:
-            path = self.book / "locks" / f"{name}.lock"
             if self.lock_mode == "lockfile":
                 import filelock
 
+                path = self.book / "locks" / f"{name}.lock"
                 lock = filelock.SoftFileLock(str(path), timeout=60, is_singleton=False)
             else:
-                lock = _RangeLock(self.book / "locks" / "runs.lock", name)
+                lock = _RangeLock(self._range_lock_file, name)
             self._locks[name] = lock
         return lock
 

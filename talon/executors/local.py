@@ -542,7 +542,7 @@ class LocalExecutor:
         return self._timeout_program
 
     def _detail(self, h: LocalHandle, code: int) -> str:
-        if cancel_file(h).exists():
+        if os.path.exists(cancel_file(h)):
             return "cancelled" + (
                 f" (killed after {self.kill_grace_s:g}s)" if code == EXIT_KILLED else ""
             )
@@ -566,7 +566,7 @@ class LocalExecutor:
         if h.pid is None:
             return
         try:
-            since = cancel_file(h).stat().st_mtime
+            since = os.stat(cancel_file(h)).st_mtime
         except OSError:
             return
         if time.time() - since >= self.kill_grace_s + 1.0:

@@ -34,10 +34,11 @@ def status_file(sub: Submission) -> Path:
     return Path(os.path.abspath(sub.status_dir)) / f"{sub.job}.{sub.run_id}.{crc:08x}.rc"
 
 
-def cancel_file(h: LocalHandle) -> Path:
+def cancel_file(h: LocalHandle) -> str:
+    """Where a cancel of the run is recorded (a string: looked for once per run that ends)."""
     if h.key is not None:
-        return h.rc_file.parent / f"{h.key}.cancel"
-    return h.rc_file.with_suffix(".cancel")
+        return f"{os.path.dirname(h.rc_file)}/{h.key}.cancel"
+    return str(h.rc_file.with_suffix(".cancel"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class LocalHandle:
                 pid=int(pid) if pid is not None else None,
                 start=int(start) if start is not None else None,
                 boot=str(handle["boot"]) if handle.get("boot") else None,
-                rc_file=Path(str(handle["rc_file"])),
+                rc_file=_path(str(handle["rc_file"])),
                 submitted=float(handle.get("submitted") or 0.0),
                 timeout_s=float(timeout) if timeout is not None else None,
                 key=str(handle["key"]) if handle.get("key") else None,
@@ -97,6 +98,11 @@ def clear_status(rc_file: Path) -> None:
                 f"status directory {rc_file.parent} is not a directory", retryable=False
             ) from exc
     make_status_dir(rc_file.parent)
+
+
+@functools.lru_cache(maxsize=64)
+def _path(text: str) -> Path:
+    return Path(text)  # (the runs of one process share their status file: made once)
 
 
 _DIRS: set[Path] = set()  # status directories known to exist
