@@ -324,3 +324,28 @@ def test_key_of_the_wrong_type() -> None:
 def test_naive_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         period_containing(D, datetime(2026, 1, 1), LONDON)
+
+
+def test_period_for_jobs_in_other_zones_at_the_same_instant() -> None:
+    """period_for remembers periods by (type, zone, offset, instant): an instant seen first
+    for one zone, or spelled in another zone, still gives each job its own zone's period."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from talon.model import Job
+    from talon.plan import period_for
+
+    def job(zone: str, offset: int = 0) -> Job:
+        return cast(
+            Job,
+            SimpleNamespace(period_type=PeriodType.DAILY, timezone=zone, period_offset=offset),
+        )
+
+    at = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    same = at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert period_for(job("UTC"), at).key == "2026-11-27"
+    assert period_for(job("America/New_York"), at).key == "2026-11-26"
+    assert period_for(job("America/New_York"), same).key == "2026-11-26"
+    assert period_for(job("Asia/Tokyo"), at).key == "2026-11-27"
+    assert period_for(job("UTC", -1), same).key == "2026-11-26"
+    assert period_for(job("America/New_York"), at).start.utcoffset() == timedelta(hours=-5)
