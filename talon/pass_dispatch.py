@@ -46,7 +46,7 @@ class Dispatching(Checking, Collecting):
         in_use: dict[str, int] = {}
         starts: list[Start] = []
         # Starts that need no sync before them (local runs die with the host, their intents
-        # with them) begin as soon as they are marked, through the spawner thread, so that
+        # with them) begin as soon as they are marked, through the spawner threads, so that
         # they run on the other core while the rest are marked.
         early: deque[tuple[Start, PendingSubmit]] | None = (
             deque() if not self.dry_run and len(ready) >= _SOON_FROM else None
@@ -149,7 +149,7 @@ class Dispatching(Checking, Collecting):
         self._settle(under_way, failed, 0)
 
     def _submit_soon(self, job: Job) -> Callable[[Submission], PendingSubmit] | None:
-        """The executor's background start (local's spawner thread), if it has one."""
+        """The executor's background start (local's spawner threads), if it has one."""
         found: Callable[[Submission], PendingSubmit] | None = getattr(
             self.executor(job.executor), "submit_soon", None
         )

@@ -1,5 +1,5 @@
-"""The spawner thread (talon.executors.spawning): what its children get, in what order, and
-that a pass starting many runs through it records each run's own process."""
+"""The spawner threads (talon.executors.spawning): what their children get, in what order, and
+that a pass starting many runs through them records each run's own process."""
 
 from __future__ import annotations
 

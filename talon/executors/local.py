@@ -255,7 +255,7 @@ class LocalExecutor:
         return self._submit(sub, None).result()
 
     def submit_soon(self, sub: Submission) -> PendingSubmit:
-        """`submit`, with the spawn itself left to the spawner thread (`talon.executors.spawning`)
+        """`submit`, with the spawn itself left to the spawner threads (`talon.executors.spawning`)
         where it can be: returns once the log is open and the start handed over, so the caller
         prepares its next run while this one starts. Errors come from `result()`."""
         try:
@@ -652,7 +652,7 @@ class _Over:
 
 
 class _Spawning:
-    """A wrapper's start handed to the spawner thread."""
+    """A wrapper's start handed to the spawner threads."""
 
     def __init__(
         self, executor: LocalExecutor, spawner: Spawner, started: Spawned, handle: LocalHandle
