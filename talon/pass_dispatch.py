@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -42,8 +43,6 @@ class Dispatching(Checking, Collecting):
         failed: set[str] = set()  # jobs a run of which failed to start in this round
         ready = sorted(self.view.ready.values(), key=lambda r: (r.created, r.id))
         running = list(self.view.running.values())
-        per_executor: dict[str, int] = {}
-        in_use: dict[str, int] = {}
         starts: list[Start] = []
         # Starts that need no sync before them (local runs die with the host, their intents
         # with them) begin as soon as they are marked, through the spawner threads, so that
@@ -51,6 +50,32 @@ class Dispatching(Checking, Collecting):
         early: deque[tuple[Start, PendingSubmit]] | None = (
             deque() if not self.dry_run and len(ready) >= _SOON_FROM else None
         )
+        try:
+            self._mark_and_start(ready, running, starts, early, failed)
+        except BaseException:
+            if early:
+                _let_finish(early)
+            raise
+        if early:
+            self._settle(early, failed, 0)
+        self._write_held()  # ready runs not started now: waiting for an executor or resources
+        if starts:
+            self._start_all(starts, failed)
+        if failed and round_ < _ROUNDS:
+            self._after_failures(failed, round_)
+
+    def _mark_and_start(
+        self,
+        ready: list[Run],
+        running: list[Run],
+        starts: list[Start],
+        early: deque[tuple[Start, PendingSubmit]] | None,
+        failed: set[str],
+    ) -> None:
+        """Mark what can start (in `ready`'s order), starting local runs at once where `early`
+        is given, and leaving the others in `starts`."""
+        per_executor: dict[str, int] = {}
+        in_use: dict[str, int] = {}
         for r in running:
             name = str((r.executor or {}).get("name", ""))
             per_executor[name] = per_executor.get(name, 0) + 1
@@ -103,13 +128,6 @@ class Dispatching(Checking, Collecting):
                     crash_point("dispatch.after_intent")
                     if not self._submit(start) and self._failed(start.marked):
                         failed.add(job.name)
-        if early:
-            self._settle(early, failed, 0)
-        self._write_held()  # ready runs not started now: waiting for an executor or resources
-        if starts:
-            self._start_all(starts, failed)
-        if failed and round_ < _ROUNDS:
-            self._after_failures(failed, round_)
 
     def _after_failures(self, failed: set[str], round_: int) -> None:
         """A run that failed to start may have held others of its job back (once_per_period
@@ -138,14 +156,18 @@ class Dispatching(Checking, Collecting):
             crash_point("dispatch.after_intent")
         soon = not self.dry_run and len(starts) >= _SOON_FROM
         under_way: deque[tuple[Start, PendingSubmit]] = deque()
-        for start in starts:
-            submit_soon = self._submit_soon(start.job) if soon else None
-            if submit_soon is not None:
-                self._start_soon(start, submit_soon, under_way, failed)
-                continue
-            self._settle(under_way, failed, 0)  # in order: one run's end decides others'
-            if not self._submit(start) and self._failed(start.marked):
-                failed.add(start.job.name)
+        try:
+            for start in starts:
+                submit_soon = self._submit_soon(start.job) if soon else None
+                if submit_soon is not None:
+                    self._start_soon(start, submit_soon, under_way, failed)
+                    continue
+                self._settle(under_way, failed, 0)  # in order: one run's end decides others'
+                if not self._submit(start) and self._failed(start.marked):
+                    failed.add(start.job.name)
+        except BaseException:
+            _let_finish(under_way)
+            raise
         self._settle(under_way, failed, 0)
 
     def _submit_soon(self, job: Job) -> Callable[[Submission], PendingSubmit] | None:
@@ -380,6 +402,16 @@ class Dispatching(Checking, Collecting):
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
+
+
+def _let_finish(under_way: deque[tuple[Start, PendingSubmit]]) -> None:
+    """Wait for the starts handed over before a pass failed, without recording them: none may
+    begin after the pass is over (a `talon watch` goes on to its next pass, whose `adopt` must
+    find them). Their intents are recorded; the next pass adopts the runs."""
+    for _, pending in under_way:
+        with contextlib.suppress(Exception):
+            pending.result()
+    under_way.clear()
 
 
 def _one_at_a_time(job: Job) -> bool:

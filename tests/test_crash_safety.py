@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,7 +165,7 @@ MANY = "jobs:\n" + "".join(
 @pytest.mark.parametrize("mode", ["--wait", "once"])
 @pytest.mark.parametrize("point", ["dispatch.after_intent:3", "dispatch.after_submit:3"])
 def test_killed_in_the_middle_of_a_batch_of_starts(tmp_path: Path, mode: str, point: str) -> None:
-    """Six local runs due at once start as they are marked (through the spawner thread): a
+    """Six local runs due at once start as they are marked (through the spawner threads): a
     kill after two of them leaves started runs, marked ones and unmarked ones. Every run must
     still run exactly once, judged from the jobs' own log."""
     root = write_repo(tmp_path, {"schedule/jobs.yaml": MANY})
@@ -173,7 +174,7 @@ def test_killed_in_the_middle_of_a_batch_of_starts(tmp_path: Path, mode: str, po
     crashed = talon(root, "reconcile", *wait, "--now", "2026-11-27T06:00:30Z", crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (crashed.stdout, crashed.stderr)
     assert crashed.stdout.count("dispatch ") == 0, "killed before the pass reported anything"
-    # (The spawner thread starts what it was handed in the background: how many of those
+    # (The spawner threads start what they were handed in the background: how many of those
     # began before the kill varies, but never one not yet handed over, and at least those
     # whose start was recorded.)
     time.sleep(0.5)
@@ -227,3 +228,55 @@ def test_fsck_repair_after_a_killed_pass_runs_nothing_twice(tmp_path: Path) -> N
     assert all(n == 1 for n in ran.values()), ran
     runs = all_runs(root)
     assert runs["a@20261127T060000Z"]["state"] == "succeeded"
+
+
+def test_a_pass_that_fails_in_the_middle_of_a_batch_starts_nothing_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception while a batch is marked (here: the fourth run's mark) leaves the runs
+    handed over before it. The pass waits for those starts before it fails, so that nothing
+    begins once it is over (`talon watch` goes on to its next pass, which adopts them);
+    then every run runs exactly once. Starts are made slow so that they are still under way
+    when the exception comes."""
+    from talon.cli import main
+    from talon.executors.spawning import Spawner
+    from talon.pass_dispatch import Dispatching
+
+    root = write_repo(tmp_path, {"schedule/jobs.yaml": MANY})
+    assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
+    spawner = Spawner.available()
+    assert spawner is not None
+    slow_one = spawner._one
+    spawned: list[int] = []
+
+    def slow(order: Any) -> tuple[int, int | None, int]:
+        time.sleep(0.3)
+        done = slow_one(order)
+        spawned.append(done[0])
+        return done
+
+    monkeypatch.setattr(spawner, "_one", slow)
+    real_mark = Dispatching._mark
+    marks = [0]
+
+    def failing_mark(self: Dispatching, *args: Any) -> Any:
+        marks[0] += 1
+        if marks[0] == 4:
+            raise RuntimeError("injected")
+        return real_mark(self, *args)
+
+    monkeypatch.setattr(Dispatching, "_mark", failing_mark)
+    monkeypatch.chdir(root)
+    with pytest.raises(RuntimeError, match="injected"):
+        main(["reconcile", "--now", "2026-11-27T06:00:30Z"])
+    assert len(spawned) == 3, "the three starts handed over were done before the pass failed"
+    log = root / "ran.log"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(log.read_text().split() if log.exists() else []) < 3:
+        time.sleep(0.05)
+    monkeypatch.setattr(Dispatching, "_mark", real_mark)
+    settle(root, "2026-11-27T06:02:00Z")
+    runs = all_runs(root)
+    assert sorted(runs) == [f"j{i}@20261127T060000Z" for i in range(6)]
+    assert all(r["state"] == "succeeded" for r in runs.values()), runs
+    assert Counter(log.read_text().split()) == Counter(runs.keys())
