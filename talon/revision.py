@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +79,8 @@ def git_revision(root: Path, config: object = None) -> dict[str, Any] | None:
         and hit[0][1:] == (commit, _index_mtime(git))
     ):
         return hit[1]
+    import subprocess  # (here: outside a git checkout, a pass never needs it, 3 ms to import)
+
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--", "talon.yaml", "schedule", "resources"],
