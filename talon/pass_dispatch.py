@@ -52,12 +52,12 @@ class Dispatching(Checking, Collecting):
         )
         try:
             self._mark_and_start(ready, running, starts, early, failed)
-        except BaseException:
+            if early:
+                self._settle(early, failed, 0)
+        except BaseException:  # (recording a start can fail too: a full disk)
             if early:
                 _let_finish(early)
             raise
-        if early:
-            self._settle(early, failed, 0)
         self._write_held()  # ready runs not started now: waiting for an executor or resources
         if starts:
             self._start_all(starts, failed)
@@ -165,10 +165,10 @@ class Dispatching(Checking, Collecting):
                 self._settle(under_way, failed, 0)  # in order: one run's end decides others'
                 if not self._submit(start) and self._failed(start.marked):
                     failed.add(start.job.name)
+            self._settle(under_way, failed, 0)
         except BaseException:
             _let_finish(under_way)
             raise
-        self._settle(under_way, failed, 0)
 
     def _submit_soon(self, job: Job) -> Callable[[Submission], PendingSubmit] | None:
         """The executor's background start (local's spawner threads), if it has one."""

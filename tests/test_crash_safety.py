@@ -7,6 +7,7 @@ stays readable.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,20 +232,11 @@ def test_fsck_repair_after_a_killed_pass_runs_nothing_twice(tmp_path: Path) -> N
     assert runs["a@20261127T060000Z"]["state"] == "succeeded"
 
 
-def test_a_pass_that_fails_in_the_middle_of_a_batch_starts_nothing_after_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An exception while a batch is marked (here: the fourth run's mark) leaves the runs
-    handed over before it. The pass waits for those starts before it fails, so that nothing
-    begins once it is over (`talon watch` goes on to its next pass, which adopts them);
-    then every run runs exactly once. Starts are made slow so that they are still under way
-    when the exception comes."""
-    from talon.cli import main
+def _slow_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every start through the spawner threads take 0.3 s; returns the pids started, each
+    appended before its start is marked done."""
     from talon.executors.spawning import Spawner
-    from talon.pass_dispatch import Dispatching
 
-    root = write_repo(tmp_path, {"schedule/jobs.yaml": MANY})
-    assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
     spawner = Spawner.available()
     assert spawner is not None
     slow_one = spawner._one
@@ -256,27 +249,72 @@ def test_a_pass_that_fails_in_the_middle_of_a_batch_starts_nothing_after_it(
         return done
 
     monkeypatch.setattr(spawner, "_one", slow)
-    real_mark = Dispatching._mark
-    marks = [0]
+    return spawned
 
-    def failing_mark(self: Dispatching, *args: Any) -> Any:
-        marks[0] += 1
-        if marks[0] == 4:
-            raise RuntimeError("injected")
-        return real_mark(self, *args)
 
-    monkeypatch.setattr(Dispatching, "_mark", failing_mark)
+def _fail_call(
+    monkeypatch: pytest.MonkeyPatch, name: str, nth: int, before: Callable[..., Any] | None = None
+) -> None:
+    """Dispatching.`name` raises OSError(ENOSPC) on its `nth` call (after `before(*args)`)."""
+    from talon.pass_dispatch import Dispatching
+
+    real = getattr(Dispatching, name)
+    calls = [0]
+
+    def failing(self: Any, *args: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == nth:
+            if before is not None:
+                before(*args)
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        return real(self, *args)
+
+    monkeypatch.setattr(Dispatching, name, failing)
+
+
+ONE_AT_A_TIME = MANY.replace(
+    'trigger: "0 6 * * *"\n', 'trigger: "0 6 * * *"\n    constraints: {max_running: 1}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("jobs", "failing", "nth", "done"),
+    [
+        (MANY, "_mark", 4, 3),  # while the batch is marked, three handed over
+        (MANY, "_submitted", 1, 6),  # while the first start is recorded, all six handed over
+        (ONE_AT_A_TIME, "_prepare", 4, 3),  # max_running: started after the marking
+    ],
+)
+def test_a_pass_that_fails_in_the_middle_of_a_batch_starts_nothing_after_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: str,
+    failing: str,
+    nth: int,
+    done: int,
+) -> None:
+    """An exception in the middle of a batch of starts (a full disk while a run is marked,
+    started or recorded) leaves runs handed over to the spawner threads. The pass waits for
+    those starts before it fails, so that nothing begins once it is over (`talon watch` goes
+    on to its next pass, which must find them to adopt them); then every run runs exactly
+    once. Starts are made slow so that they are still under way when the exception comes."""
+    from talon.cli import main
+
+    root = write_repo(tmp_path, {"schedule/jobs.yaml": jobs})
+    assert talon(root, "reconcile", "--now", "2026-11-27T00:00:00Z").returncode == 0
+    spawned = _slow_starts(monkeypatch)
+    # (_submitted's first call records a start: let it be over first, as it would be.)
+    _fail_call(monkeypatch, failing, nth, (lambda _start, result: result()) if nth == 1 else None)
     monkeypatch.chdir(root)
-    with pytest.raises(RuntimeError, match="injected"):
+    with pytest.raises(OSError, match="injected"):
         main(["reconcile", "--now", "2026-11-27T06:00:30Z"])
-    assert len(spawned) == 3, "the three starts handed over were done before the pass failed"
-    log = root / "ran.log"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(log.read_text().split() if log.exists() else []) < 3:
-        time.sleep(0.05)
-    monkeypatch.setattr(Dispatching, "_mark", real_mark)
+    assert len(spawned) == done, "the starts handed over were done before the pass failed"
+    monkeypatch.undo()
+    # The next pass as `talon watch` makes it, past the grace a start is given to show.
+    monkeypatch.chdir(root)
+    main(["reconcile", "--now", "2026-11-27T06:00:36Z"])
     settle(root, "2026-11-27T06:02:00Z")
     runs = all_runs(root)
     assert sorted(runs) == [f"j{i}@20261127T060000Z" for i in range(6)]
     assert all(r["state"] == "succeeded" for r in runs.values()), runs
-    assert Counter(log.read_text().split()) == Counter(runs.keys())
+    assert Counter((root / "ran.log").read_text().split()) == Counter(runs.keys())
