@@ -142,3 +142,22 @@ def test_fsck_reports_a_run_a_dead_pass_fired_and_never_wrote(tmp_path: Path) ->
     repair = run_talon(root, "fsck", "--repair", "--now", "2026-11-28T06:01:00Z")
     assert "recover  b@20261128T060000Z" in repair.stdout
     assert run_talon(root, "fsck", "--now", "2026-11-28T06:01:00Z").returncode == 0
+
+
+def test_fsck_says_which_lock_markers_are_empty(tmp_path: Path, talon: Talon) -> None:
+    """lockfile mode: a process killed between creating a marker and writing its holder
+    leaves an empty marker, which nothing reclaims; fsck names it as such, and a marker with
+    a holder as merely present."""
+    config = "timezone: UTC\nstate: {type: files, path: state, lock_mode: lockfile}\n"
+    root = write_repo(tmp_path, {"talon.yaml": config, "schedule/a.yaml": "jobs: {}\n"})
+    locks = root / "state" / ".talon" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "@pass.lock").write_text("")
+    (locks / "job.lock").write_text("filelock/2 pid=1 host=elsewhere\n")
+    result = talon("-C", str(root), "fsck", "--json")
+    assert result.code == 0, result.out + result.err
+    findings = json.loads(result.out)["findings"]
+    problems = {Path(f["path"]).name: f["problem"] for f in findings}
+    assert problems["@pass.lock"].startswith("lock marker present and empty")
+    assert "remove it" in problems["@pass.lock"]
+    assert problems["job.lock"] == "lock marker present (stale if no talon process runs)"

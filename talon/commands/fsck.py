@@ -155,11 +155,17 @@ def scan(
     for lock in (
         sorted((store.book / "locks").glob("*.lock")) if (store.book / "locks").is_dir() else []
     ):
-        if store.lock_mode == "lockfile" and lock.stat().st_size >= 0:
+        if store.lock_mode == "lockfile":
+            # An empty marker is one whose creator died before writing its holder: nobody
+            # reclaims it (filelock takes an empty marker for an older version's live hold).
+            empty = lock.stat().st_size == 0
             findings.append(
                 {
                     "path": str(lock),
-                    "problem": "lock marker present (stale if no talon process runs)",
+                    "problem": "lock marker present (stale if no talon process runs)"
+                    if not empty
+                    else "lock marker present and empty: its creator died before writing "
+                    "its holder, and no pass reclaims it; remove it if no talon process runs",
                 }
             )
     if repair:
