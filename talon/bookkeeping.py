@@ -513,16 +513,9 @@ def _append(
     if defer:
         store.deferred(path)  # a pass's lines are durable with its next sync
     data = ("\n" + text).encode()
-    if name == INDEX_LOG:  # (written under the pass lock only: kept open while it is held)
-        return store.append(str(path), data, stat=stat)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
-        return os.fstat(fd) if stat else None
-    finally:
-        os.close(fd)
+    # (The index log is written under the pass lock only: kept open while it is held. The
+    # journal is appended to by creators outside a pass.)
+    return store.append(str(path), data, stat=stat, keep=name == INDEX_LOG)
 
 
 def _changes(base: _Snapshot, book: Book) -> list[str]:

@@ -458,18 +458,20 @@ class FileStore:
 
     # --- appending ---------------------------------------------------------------------------
 
-    def append(self, path: str, data: bytes, *, stat: bool = False) -> os.stat_result | None:
+    def append(
+        self, path: str, data: bytes, *, stat: bool = False, keep: bool = False
+    ) -> os.stat_result | None:
         """Append `data` in one write (the file made if missing); its stat after, if asked.
 
-        While this process holds the pass lock the file stays open between appends: the index
-        log gets a line or two per run a pass fires, starts and ends, and opening and closing
-        it each time cost more than the write. Only pass lock holders replace or truncate the
-        files appended to this way (the index log), and `close_appends` is called when one
-        does, so the open file is always the one at `path`."""
+        `keep`: while this process holds the pass lock the file stays open between appends:
+        the index log gets a line or two per run a pass fires, starts and ends, and opening
+        and closing it each time cost more than the write. Only pass lock holders replace or
+        truncate the files appended to this way (the index log), and `close_appends` is
+        called when one does, so the open file is always the one at `path`."""
         fd = self._appending.get(path)
         if fd is None:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-            if self._passes:
+            if keep and self._passes:
                 self._appending[path] = fd
         try:
             written = os.write(fd, data)
