@@ -697,7 +697,7 @@ def test_the_start_time_in_the_handle_is_the_one_proc_shows(
     ex: LocalExecutor, make_sub: MakeSub
 ) -> None:
     """submit takes the start time from the boot clock around the spawn when it can (see
-    local._boot_tick); whichever way, it must be what /proc says, or the run would be taken
+    runner.boot_tick); whichever way, it must be what /proc says, or the run would be taken
     for lost."""
     for _ in range(100):
         sub = make_sub("true")

@@ -210,7 +210,7 @@ class LocalExecutor:
     ) -> tuple[int, int | None]:
         """Start a wrapper: a session of its own, stdin from /dev/null, the signal mask and
         dispositions at their defaults. Returns its pid and start time (clock ticks)."""
-        before = _boot_tick()
+        before = runner.boot_tick()
         pid = os.posix_spawn(
             _SHELL,
             argv,
@@ -220,14 +220,17 @@ class LocalExecutor:
             setsigmask=(),
             setsigdef=_DEFAULT_SIGNALS,
         )
-        if before == _boot_tick() and self._proc == runner.PROC:
-            # The kernel stamps a child with the boot clock when it forks it: the spawn began
-            # and ended within one tick, so that tick is its start (exactly: see _boot_tick).
-            # Reading /proc/<pid>/stat instead waits on the wrapper's exec, 0.1 ms or more.
-            return pid, before
-        # Race-free: until we reap it, the wrapper's pid cannot be reused.
+        # The spawn began and ended within one tick: that tick is its start (runner.boot_tick).
+        exact = before if before == runner.boot_tick() and self._proc == runner.PROC else None
+        return pid, self._start_of(pid, exact)
+
+    def _start_of(self, pid: int, exact: int | None) -> int | None:
+        """A wrapper's start time: `exact` if the spawn knew it, else as /proc says (race-free:
+        until we reap it, its pid cannot be reused)."""
+        if exact is not None:
+            return exact
         found = runner.read_proc(pid, self._proc)
-        return pid, found.start if found is not None else None
+        return found.start if found is not None else None
 
     def close_spare(self) -> None:
         """Let an unused spare go (it reads end-of-file and exits) and collect it."""
@@ -669,11 +672,7 @@ class _Spawning:
         done = self._spawner.wait(self._started)
         if done.error:
             raise _refused(done.error, os.strerror(done.error))
-        start = done.start
-        if start is None:
-            # Race-free: until we reap it, the wrapper's pid cannot be reused.
-            found = runner.read_proc(done.pid, self._executor._proc)
-            start = found.start if found is not None else None
+        start = self._executor._start_of(done.pid, done.start)
         return replace(self._handle, pid=done.pid, start=start).as_json()
 
 
@@ -741,16 +740,6 @@ def _open_log(path: Path) -> int:
         os.close(fd)
         fd = moved
     return fd
-
-
-_NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
-
-
-def _boot_tick() -> int:
-    """The boot clock in the unit of a process's start time in /proc/<pid>/stat (clock ticks):
-    the kernel shows a task's start_boottime divided down the same way, so a child forked
-    between two equal readings started in that tick."""
-    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // _NS_PER_TICK
 
 
 def _seconds(value: Any, default: float, name: str) -> float:

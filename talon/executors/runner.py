@@ -121,6 +121,15 @@ def plain_command(command: str) -> bool:
 
 
 PROC = Path("/proc")
+_NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
+
+
+def boot_tick() -> int:
+    """The boot clock in the unit of a process's start time in /proc/<pid>/stat (clock ticks):
+    the kernel shows a task's start_boottime divided down the same way, so a child forked
+    between two equal readings started in that tick (how a spawn learns its child's start
+    without reading /proc, which waits on the child's exec: 0.1 ms or more)."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // _NS_PER_TICK
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ import queue
 import signal
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from talon.executors.runner import boot_tick
 
 # <spawn.h> flags, the same in glibc (2.26+) and musl.
 _SETSIGDEF = 0x04
@@ -47,8 +48,6 @@ _SETSID = 0x80
 _ATTR_BYTES = 1024
 _ACTIONS_BYTES = 512
 _SIGSET_BYTES = 128
-
-_NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
 _ENTRIES_KEPT = 4096
@@ -75,10 +74,6 @@ def _entry(known: dict[tuple[str, str], bytes], item: tuple[str, str]) -> bytes:
         raise ValueError("embedded null byte")
     known[item] = raw
     return raw
-
-
-def _boot_tick() -> int:
-    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // _NS_PER_TICK
 
 
 @dataclass
@@ -245,13 +240,13 @@ class Spawner:
             if failed:
                 return 0, None, failed
             pid = ctypes.c_int()
-            before = _boot_tick()
+            before = boot_tick()
             err = self._spawn(
                 ctypes.byref(pid), order.path, actions, self._attr, order.args, order.envp
             )
-            # As in LocalExecutor._spawn: a child forked between two equal readings of the
-            # boot clock started in that tick.
-            start = before if before == _boot_tick() else None
+            # (A child forked between two equal readings of the boot clock started in that
+            # tick: runner.boot_tick.)
+            start = before if before == boot_tick() else None
             return pid.value, start, err
         finally:
             self._destroy_actions(actions)
