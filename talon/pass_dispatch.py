@@ -7,7 +7,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,17 +47,9 @@ class Dispatching(Checking, Collecting):
         # Starts that need no sync before them (local runs die with the host, their intents
         # with them) begin as soon as they are marked, through the spawner threads, so that
         # they run on the other core while the rest are marked.
-        early: deque[tuple[Start, PendingSubmit]] | None = (
-            deque() if not self.dry_run and len(ready) >= _SOON_FROM else None
-        )
-        try:
-            self._mark_and_start(ready, running, starts, early, failed)
-            if early:
-                self._settle(early, failed, 0)
-        except BaseException:  # (recording a start can fail too: a full disk)
-            if early:
-                _let_finish(early)
-            raise
+        with self._starting(failed) as early:
+            batch = not self.dry_run and len(ready) >= _SOON_FROM
+            self._mark_and_start(ready, running, starts, early if batch else None, failed)
         self._write_held()  # ready runs not started now: waiting for an executor or resources
         if starts:
             self._start_all(starts, failed)
@@ -155,8 +147,7 @@ class Dispatching(Checking, Collecting):
                 self.store.sync()
             crash_point("dispatch.after_intent")
         soon = not self.dry_run and len(starts) >= _SOON_FROM
-        under_way: deque[tuple[Start, PendingSubmit]] = deque()
-        try:
+        with self._starting(failed) as under_way:
             for start in starts:
                 submit_soon = self._submit_soon(start.job) if soon else None
                 if submit_soon is not None:
@@ -165,9 +156,22 @@ class Dispatching(Checking, Collecting):
                 self._settle(under_way, failed, 0)  # in order: one run's end decides others'
                 if not self._submit(start) and self._failed(start.marked):
                     failed.add(start.job.name)
+
+    @contextlib.contextmanager
+    def _starting(self, failed: set[str]) -> Iterator[deque[tuple[Start, PendingSubmit]]]:
+        """Starts handed over in the block, recorded at its end. If the block fails (or the
+        recording does: a full disk), its starts are waited for, unrecorded, before the pass
+        fails: none may begin after the pass is over (a `talon watch` goes on to its next
+        pass, whose `adopt` must find them). Their intents are recorded; that pass adopts the
+        runs."""
+        under_way: deque[tuple[Start, PendingSubmit]] = deque()
+        try:
+            yield under_way
             self._settle(under_way, failed, 0)
         except BaseException:
-            _let_finish(under_way)
+            for _, pending in under_way:
+                with contextlib.suppress(Exception):
+                    pending.result()
             raise
 
     def _submit_soon(self, job: Job) -> Callable[[Submission], PendingSubmit] | None:
@@ -402,16 +406,6 @@ class Dispatching(Checking, Collecting):
             run, lambda r: r.transition(State.FAILED, self.now, reason, finished=iso(self.now))
         )
         self.decide("fail", run, reason)
-
-
-def _let_finish(under_way: deque[tuple[Start, PendingSubmit]]) -> None:
-    """Wait for the starts handed over before a pass failed, without recording them: none may
-    begin after the pass is over (a `talon watch` goes on to its next pass, whose `adopt` must
-    find them). Their intents are recorded; the next pass adopts the runs."""
-    for _, pending in under_way:
-        with contextlib.suppress(Exception):
-            pending.result()
-    under_way.clear()
 
 
 def _one_at_a_time(job: Job) -> bool:
